@@ -69,11 +69,11 @@ export class Pidfd implements Disposable {
   #timer: NodeJS.Timeout | undefined;
   #referenced = true;
 
-  private constructor(fd: number, pid: number, reaper: Reaper, verified: boolean) {
+  private constructor(fd: number, pid: number, reaper: Reaper, verified: boolean, id: bigint | undefined = native.pidfdId(fd)) {
     this.#fd = fd;
     this.pid = pid;
     this.#reaper = reaper;
-    this.id = native.pidfdId(fd);
+    this.id = id;
     this.verified = verified;
     registry.register(this, fd, this);
   }
@@ -128,7 +128,7 @@ export class Pidfd implements Disposable {
         { pid, expectedId: expected, actualId: actual },
       );
     }
-    return new Pidfd(fd, pid, 'other', actual !== undefined);
+    return new Pidfd(fd, pid, 'other', actual !== undefined, actual);
   }
 
   /**

@@ -1,0 +1,40 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+
+/** A long sleep as a `child_process` child. */
+export function sleeper(seconds = 600): ChildProcess {
+  return spawn('sleep', [String(seconds)], { stdio: 'ignore' });
+}
+
+/** Waits for a `child_process` child's exit event (or returns at once if it was already seen). */
+export function childExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+/** Open fds of this process. */
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/**
+ * A grandchild: a process that is not ours. A shell starts `script` in the background, prints its
+ * PID and waits for it, so the shell (not us) reaps it.
+ */
+export async function grandchild(script: string): Promise<{ pid: number; parent: ChildProcess }> {
+  const parent = spawn('sh', ['-c', `sh -c '${script}' & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = await new Promise<number>((resolve, reject) => {
+    parent.stdout!.setEncoding('utf8').once('data', (text: string) => resolve(Number(text.trim())));
+    parent.once('error', reject);
+  });
+  return { pid, parent };
+}
+
+/** Python's own view of a process's pidfd id: os.pidfd_open + os.fstat. An independent check. */
+export function pythonPidfdId(pid: number): bigint {
+  const out = spawnSync('python3', ['-c', 'import os,sys; fd=os.pidfd_open(int(sys.argv[1])); print(os.fstat(fd).st_ino)', String(pid)], {
+    encoding: 'utf8',
+  });
+  if (out.status !== 0) throw new Error(`python3 failed: ${out.stderr}`);
+  return BigInt(out.stdout.trim());
+}
