@@ -6,9 +6,31 @@ import { formatError } from './output.js';
  * The verbs, loaded lazily so that `holdfast process show` does not pay for the manager's code.
  * Add a verb by adding a module under `commands/` and one line here.
  */
-const verbs: Record<string, () => Promise<{ default: Command }>> = {
-  process: () => import('./commands/process.js'),
-  features: () => import('./commands/features.js'),
+const verbs: Record<string, () => Promise<Command>> = {
+  daemon: () => import('./commands/daemon.js').then((m) => m.daemon),
+  up: () => import('./commands/daemon.js').then((m) => m.up),
+  start: () => import('./commands/jobs.js').then((m) => m.start),
+  stop: () => import('./commands/jobs.js').then((m) => m.stop),
+  restart: () => import('./commands/jobs.js').then((m) => m.restart),
+  'try-restart': () => import('./commands/jobs.js').then((m) => m.tryRestart),
+  reload: () => import('./commands/jobs.js').then((m) => m.reload),
+  kill: () => import('./commands/jobs.js').then((m) => m.kill),
+  'reset-failed': () => import('./commands/jobs.js').then((m) => m.resetFailed),
+  'daemon-reload': () => import('./commands/jobs.js').then((m) => m.daemonReload),
+  enable: () => import('./commands/jobs.js').then((m) => m.enable),
+  disable: () => import('./commands/jobs.js').then((m) => m.disable),
+  status: () => import('./commands/status.js').then((m) => m.status),
+  list: () => import('./commands/status.js').then((m) => m.list),
+  show: () => import('./commands/status.js').then((m) => m.show),
+  'is-active': () => import('./commands/status.js').then((m) => m.isActive),
+  'is-failed': () => import('./commands/status.js').then((m) => m.isFailed),
+  logs: () => import('./commands/logs.js').then((m) => m.default),
+  run: () => import('./commands/run.js').then((m) => m.default),
+  cat: () => import('./commands/cat.js').then((m) => m.default),
+  verify: () => import('./commands/verify.js').then((m) => m.default),
+  notify: () => import('./commands/notify.js').then((m) => m.default),
+  process: () => import('./commands/process.js').then((m) => m.default),
+  features: () => import('./commands/features.js').then((m) => m.default),
 };
 
 const topUsage = (summaries: string[]): string => `Usage: holdfast VERB [OPTIONS] [ARGS...]
@@ -29,7 +51,7 @@ export async function main(argv: string[]): Promise<number> {
   if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
     const lines: string[] = [];
     for (const load of Object.values(verbs)) {
-      const command = (await load()).default;
+      const command = await load();
       lines.push(`  ${command.name.padEnd(16)}${command.summary}`);
     }
     process.stdout.write(topUsage(lines) + '\n');
@@ -46,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`holdfast: unknown verb '${verb}'; see 'holdfast --help'\n`);
     return 2;
   }
-  const command = (await load()).default;
+  const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(command.usage.trimEnd() + '\n');
     return 0;

@@ -1,0 +1,67 @@
+/** Talking to the daemon from the CLI: connect, call, and turn errors into one line and an exit code. */
+import { clientSocketPath } from '../manager/paths.js';
+import { VarlinkClient, VarlinkError } from '../api/varlink/index.js';
+import { MANAGER_INTERFACE } from '../api/manager-interface.js';
+import { UsageError } from './command.js';
+
+/** `--socket` and `--json`, accepted by every client verb. */
+export const clientOptions = {
+  socket: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** Connects to the daemon, runs `fn`, and closes. A daemon that is not there is one clear line. */
+export async function withDaemon<T>(socketFlag: string | undefined, fn: (client: VarlinkClient) => Promise<T>): Promise<T> {
+  const path = clientSocketPath(socketFlag);
+  let client: VarlinkClient;
+  try {
+    client = await VarlinkClient.connect(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'is the daemon running? start it with `holdfast daemon`' : String((error as Error).message);
+    throw new UsageError(`cannot reach the holdfast daemon at ${path}: ${why}`, 1);
+  }
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** The method name of holdfast's interface. */
+export function method(name: string): string {
+  return `${MANAGER_INTERFACE}.${name}`;
+}
+
+/** One line and an exit code (systemctl's where it has one) for an error reply. */
+export function explain(error: unknown, unitExitCode = 5): never {
+  if (error instanceof VarlinkError) {
+    const p = error.parameters as Record<string, unknown>;
+    switch (error.name) {
+      case method('NoSuchUnit'):
+        throw new UsageError(`unit ${String(p['name'])} not found`, unitExitCode);
+      case method('UnitLoadFailed'):
+        throw new UsageError(`unit ${String(p['name'])} failed to load: ${(p['errors'] as string[]).join('; ')}`, 1);
+      case method('UnitExists'):
+        throw new UsageError(`unit ${String(p['name'])} already exists`, 1);
+      case method('InvalidUnit'):
+        throw new UsageError(`invalid unit: ${(p['errors'] as string[]).join('; ')}`, 1);
+      case method('InvalidSignal'):
+        throw new UsageError(`unknown signal: ${String(p['signal'])}`, 2);
+      case method('NotSupported'):
+        throw new UsageError(String(p['reason']), 1);
+      case method('NoSuchProcess'):
+        throw new UsageError(`no such process: ${String(p['pid'])}`, 1);
+      case method('ProcessNotInUnit'):
+        throw new UsageError(`process ${String(p['pid'])} belongs to no unit`, 1);
+      default:
+        throw new UsageError(`${error.name}${Object.keys(p).length > 0 ? ` ${JSON.stringify(p)}` : ''}`, 1);
+    }
+  }
+  throw error;
+}
+
+/** Adds `.service` to a bare name. */
+export function unitName(name: string): string {
+  return name.includes('.') ? name : `${name}.service`;
+}

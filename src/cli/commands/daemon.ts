@@ -1,0 +1,131 @@
+/** `holdfast daemon` (foreground service manager) and `holdfast up DIR` (the same, in a terminal). */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startDaemon, type Daemon } from '../../api/daemon.js';
+import { defaultPaths } from '../../manager/paths.js';
+import type { LogRecord, ManagerEvent } from '../../manager/types.js';
+import type { Command } from '../command.js';
+import { UsageError } from '../command.js';
+import { paint } from '../output.js';
+
+/** Stops the daemon on SIGTERM/SIGINT (and a second signal exits at once). */
+function stopOnSignals(daemon: Daemon, log: (text: string) => void): Promise<number> {
+  return new Promise((resolveExit) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log(`${signal} again: exiting without waiting`);
+        process.exit(130);
+      }
+      stopping = true;
+      log(`${signal}: stopping every unit`);
+      daemon.shutdown().then(
+        () => resolveExit(0),
+        (error: Error) => {
+          log(`shutdown failed: ${error.message}`);
+          resolveExit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    // SIGHUP reloads the unit files, as for most daemons.
+    process.on('SIGHUP', () => void daemon.manager.reload());
+  });
+}
+
+export const daemon: Command = {
+  name: 'daemon',
+  summary: 'run the service manager in the foreground',
+  usage: `Usage: holdfast daemon [--units DIR]... [--state-dir DIR] [--socket PATH] [--socket-mode MODE]
+
+Runs the service manager in the foreground; its own events go to stderr. Loads the units in each
+--units DIR (later ones override earlier ones), starts the enabled ones, and serves the Varlink API
+on --socket (mode 0600 unless --socket-mode). SIGTERM or SIGINT stops every unit (ExecStop= and
+timeouts honoured) and exits; SIGHUP reloads the unit files.
+
+Defaults, as root: /etc/holdfast/units, /var/lib/holdfast, /run/holdfast/control; otherwise
+$XDG_CONFIG_HOME/holdfast/units, $XDG_STATE_HOME/holdfast, $XDG_RUNTIME_DIR/holdfast/control.`,
+  async run(args) {
+    const { values } = parseArgs({
+      args,
+      options: { units: { type: 'string', multiple: true }, 'state-dir': { type: 'string' }, socket: { type: 'string' }, 'socket-mode': { type: 'string' } },
+    });
+    const defaults = defaultPaths();
+    const mode = values['socket-mode'] === undefined ? 0o600 : Number.parseInt(values['socket-mode'], 8);
+    if (Number.isNaN(mode)) throw new UsageError(`--socket-mode takes an octal mode, not ${values['socket-mode']}`);
+    const log = (level: string, text: string): void => {
+      process.stderr.write(`${level === 'info' ? '' : `${level}: `}${text}\n`);
+    };
+    const socket = values.socket ?? defaults.socket;
+    const d = await startDaemon({
+      unitDirs: (values.units ?? defaults.unitDirs).map((dir) => resolve(dir)),
+      stateDir: resolve(values['state-dir'] ?? defaults.stateDir),
+      socket,
+      runtimeDir: values.socket === undefined ? defaults.runtimeDir : join(resolve(socket), '..'),
+      socketMode: mode,
+      log,
+    });
+    log('info', `holdfast daemon ${process.pid} listening on ${socket}; ${d.manager.units.size} unit(s) loaded`);
+    return stopOnSignals(d, (text) => log('info', text));
+  },
+};
+
+const COLOURS = ['cyan', 'magenta', 'yellow', 'blue', 'green', 'white'] as const;
+
+export const up: Command = {
+  name: 'up',
+  summary: 'run every unit in a directory in this terminal, with their output, until Ctrl-C',
+  usage: `Usage: holdfast up [DIR] [--socket PATH]
+
+Starts every service in DIR (default ./units) under a private daemon (units see
+$HOLDFAST_UNITS_DIR, the directory's absolute path), shows each unit's output
+prefixed by its name and every state change as it happens, until Ctrl-C stops everything (what
+'docker compose up' or 'foreman start' feel like). Other holdfast verbs reach it through the
+socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, options: { socket: { type: 'string' } }, allowPositionals: true });
+    if (positionals.length > 1) throw new UsageError('up takes one directory');
+    const dir = resolve(positionals[0] ?? 'units');
+    // Units run by `up` find their project through this (systemd has no specifier for the unit's directory).
+    process.env['HOLDFAST_UNITS_DIR'] = dir;
+    const work = mkdtempSync(join(tmpdir(), 'holdfast-up-'));
+    const socket = values.socket ?? join(work, 'control');
+    const colour = new Map<string, (typeof COLOURS)[number]>();
+    let width = 8;
+    const prefix = (unit: string): string => {
+      const name = unit.replace(/\.service$/, '');
+      if (!colour.has(unit)) colour.set(unit, COLOURS[colour.size % COLOURS.length]!);
+      width = Math.max(width, name.length);
+      return paint(colour.get(unit)!, `${name.padEnd(width)} |`);
+    };
+    const say = (text: string): void => {
+      process.stdout.write(`${paint('bold', 'holdfast'.padEnd(width))} | ${text}\n`);
+    };
+    const d = await startDaemon({
+      unitDirs: [dir],
+      stateDir: join(work, 'state'),
+      socket,
+      runtimeDir: work,
+      startUnits: 'all',
+      log: (level, text) => {
+        if (level !== 'info') say(paint(level === 'error' ? 'red' : 'yellow', text));
+      },
+    });
+    for (const name of d.manager.units.keys()) prefix(name);
+    say(`${d.manager.units.size} unit(s) from ${dir}; control socket ${socket} (HOLDFAST_SOCKET=${socket} holdfast status). Ctrl-C stops everything.`);
+    for (const broken of d.manager.broken.values()) say(paint('red', `${broken.name} did not load: ${broken.errors.join('; ')}`));
+    d.logs.on('record', (unit: string, record: LogRecord) => {
+      const text = record.stream === 'stderr' ? paint('red', record.message) : record.stream === 'manager' ? paint('dim', record.message) : record.message;
+      process.stdout.write(`${prefix(unit)} ${text}\n`);
+    });
+    d.manager.on('event', (event: ManagerEvent) => {
+      if (event.type !== 'state') return;
+      const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
+      process.stdout.write(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
+    });
+    return stopOnSignals(d, say);
+  },
+};

@@ -1,0 +1,485 @@
+/**
+ * Per-unit log storage: one JSON-lines file per unit (`<unit>.jsonl`, one {@link LogRecord} per
+ * line) with size-based rotation (`<unit>.jsonl.1` is the newest rotated file), writes batched
+ * once per event-loop turn, live followers, and reads across the rotated files.
+ */
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errnoError, hasCode } from '../../pidfd/errors.js';
+import { Pidfd } from '../../pidfd/pidfd.js';
+import type { LogRecord } from '../types.js';
+import { RateLimitedLog, stderrLogger, type Logger } from '../rate-limited-log.js';
+import { LogCapture, makePipes, type CaptureFromFdsOptions, type CaptureOptions, type LogSink } from './capture.js';
+import { nowMicros } from './clock.js';
+import { DEFAULT_LINE_MAX } from './lines.js';
+
+/** Default size at which a unit's file is rotated. */
+export const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024;
+/** Default number of rotated files kept per unit (`.1` … `.4`). */
+export const DEFAULT_MAX_ROTATED_FILES = 4;
+/** Default unwritten bytes per unit above which captures stop reading until the disk catches up. */
+export const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+
+/** Options of {@link LogStore.open}. */
+export interface LogStoreOptions {
+  /** Where the files go (the daemon's `<state dir>/logs`); created if missing. */
+  directory: string;
+  /** A unit's file is rotated before it would grow past this (default 8 MiB). A record is never split. */
+  maxFileBytes?: number;
+  /** Rotated files kept per unit, `<unit>.jsonl.1` (newest) to `.N`; older ones are deleted (default 4). */
+  maxRotatedFiles?: number;
+  /** Longest line stored as one record; longer ones are split (journald's LineMax=, default 48 KiB). */
+  lineMax?: number;
+  /** Unwritten bytes per unit at which captures pause reading (default 4 MiB). */
+  highWaterBytes?: number;
+  /** Where diagnostics go (default: warnings and errors to stderr). */
+  log?: Logger;
+}
+
+/** A note the manager adds to a unit's log ({@link LogStore.append}). */
+export interface AppendInput {
+  message: string;
+  /** Default `manager`. */
+  stream?: LogRecord['stream'];
+  /** µs since the epoch; default now. */
+  time?: number;
+  /** Default this process (the daemon). */
+  pid?: number | null;
+  /** Default this process's pidfd id where `pid` is defaulted too, else null. */
+  pidfdId?: bigint | number | string | null;
+  invocationId?: string | null;
+}
+
+/** Options of {@link LogStore.read}. */
+export interface ReadOptions {
+  /** Only the newest this many records (after the other filters). */
+  lines?: number;
+  /** Only records with `time >= since` (µs since the epoch). */
+  since?: number;
+  /** Only records of this invocation. */
+  invocationId?: string;
+}
+
+/** Events of a {@link LogStore}. */
+export interface LogStoreEvents {
+  /** Every record, as it is captured or appended (before it reaches the disk). */
+  record: [unit: string, record: LogRecord];
+}
+
+type Follower = (record: LogRecord) => void;
+
+/** The state of one unit's file. */
+class UnitLog {
+  readonly unit: string;
+  readonly path: string;
+  /** Serialized lines not yet written, and their byte lengths. */
+  pending: string[] = [];
+  pendingSizes: number[] = [];
+  /** Bytes not yet written, including a batch being written right now. */
+  backlog = 0;
+  handle: FileHandle | undefined;
+  size = 0;
+  /** Writes, rotations and reads of this unit, one after another. */
+  chain: Promise<unknown> = Promise.resolve();
+  scheduled = false;
+  roomWaiters: (() => void)[] = [];
+  readonly followers = new Set<Follower>();
+
+  constructor(unit: string, path: string) {
+    this.unit = unit;
+    this.path = path;
+  }
+}
+
+let ownPidfdId: string | null | undefined;
+
+function daemonPidfdId(): string | null {
+  if (ownPidfdId === undefined) {
+    try {
+      const self = Pidfd.self();
+      ownPidfdId = self.id === undefined ? null : String(self.id);
+      self.close();
+    } catch {
+      ownPidfdId = null;
+    }
+  }
+  return ownPidfdId;
+}
+
+/** The daemon's log storage. */
+export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
+  readonly directory: string;
+  readonly maxFileBytes: number;
+  readonly maxRotatedFiles: number;
+  readonly lineMax: number;
+  readonly highWaterBytes: number;
+  /** @internal */
+  readonly log: Logger;
+
+  readonly #units = new Map<string, UnitLog>();
+  readonly #captures = new Set<LogCapture>();
+  readonly #limited: RateLimitedLog;
+  #closed = false;
+
+  /** Creates the directory if needed and returns the store. */
+  static async open(options: LogStoreOptions): Promise<LogStore> {
+    await fsp.mkdir(options.directory, { recursive: true, mode: 0o750 });
+    return new LogStore(options);
+  }
+
+  /** Prefer {@link LogStore.open}, which creates the directory. */
+  constructor(options: LogStoreOptions) {
+    super();
+    this.directory = options.directory;
+    this.maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.maxRotatedFiles = options.maxRotatedFiles ?? DEFAULT_MAX_ROTATED_FILES;
+    this.lineMax = options.lineMax ?? DEFAULT_LINE_MAX;
+    this.highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.log = options.log ?? stderrLogger;
+    this.#limited = new RateLimitedLog(this.log, 'logs: ');
+    if (!(this.maxFileBytes > 0)) throw new RangeError(`maxFileBytes must be positive (got ${this.maxFileBytes})`);
+    if (!Number.isInteger(this.maxRotatedFiles) || this.maxRotatedFiles < 0) throw new RangeError(`maxRotatedFiles must be an integer >= 0 (got ${this.maxRotatedFiles})`);
+    if (!(this.highWaterBytes > 0)) throw new RangeError(`highWaterBytes must be positive (got ${this.highWaterBytes})`);
+  }
+
+  /**
+   * Makes a pipe per requested stream for a process about to be spawned. Pass the capture's
+   * `stdoutFd`/`stderrFd` to the spawn as fd 1 and 2, then call `attach()` and `closeWriteEnds()`.
+   */
+  capture(unit: string, options: CaptureOptions = {}): LogCapture {
+    this.#assertOpen();
+    this.#unit(unit);
+    const { read, write } = makePipes(options.stdout ?? true, options.stderr ?? true);
+    const capture = new LogCapture(this, unit, options.invocationId ?? null, read, write, undefined);
+    this.#captures.add(capture);
+    return capture;
+  }
+
+  /**
+   * Reads pipes whose read ends were made elsewhere (e.g. handed back by a keeper process after a
+   * daemon restart). The capture owns the fds from now on.
+   */
+  captureFromFds(unit: string, options: CaptureFromFdsOptions): LogCapture {
+    this.#assertOpen();
+    this.#unit(unit);
+    const read = { stdout: options.stdoutReadFd ?? null, stderr: options.stderrReadFd ?? null };
+    const capture = new LogCapture(this, unit, options.invocationId ?? null, read, { stdout: null, stderr: null }, options.writer);
+    this.#captures.add(capture);
+    return capture;
+  }
+
+  /** Adds the manager's own note about a unit (stream `manager` unless given). Returns the record stored. */
+  append(unit: string, input: AppendInput): LogRecord {
+    this.#assertOpen();
+    const pidDefaulted = input.pid === undefined;
+    const id = input.pidfdId ?? (pidDefaulted ? daemonPidfdId() : null);
+    const record: LogRecord = {
+      time: input.time ?? nowMicros(),
+      stream: input.stream ?? 'manager',
+      pid: pidDefaulted ? process.pid : input.pid!,
+      pidfdId: id === null ? null : String(id),
+      invocationId: input.invocationId ?? null,
+      message: input.message,
+    };
+    this.push(unit, record);
+    return record;
+  }
+
+  /**
+   * Records oldest → newest, across the rotated files, after every record appended so far was
+   * written. Lines that do not parse (a crash in the middle of a write) are skipped.
+   */
+  async read(unit: string, options: ReadOptions = {}): Promise<LogRecord[]> {
+    const u = this.#unit(unit);
+    if (options.lines !== undefined && (!Number.isInteger(options.lines) || options.lines < 0)) {
+      throw errnoError('EINVAL', `lines must be an integer >= 0 (got ${options.lines})`);
+    }
+    return this.#enqueue(u, async () => {
+      await this.#writePending(u);
+      return this.#readFiles(u, options);
+    });
+  }
+
+  /** Calls `onRecord` for every new record of `unit` until the returned function is called. */
+  follow(unit: string, onRecord: (record: LogRecord) => void): () => void {
+    const u = this.#unit(unit);
+    const follower: Follower = (record) => onRecord(record);
+    u.followers.add(follower);
+    return () => {
+      u.followers.delete(follower);
+    };
+  }
+
+  /** Units that have log files here, sorted. */
+  async units(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.directory);
+    } catch (error) {
+      if (hasCode(error, 'ENOENT')) return [];
+      throw error;
+    }
+    const units = new Set<string>();
+    for (const name of names) {
+      const match = /^(.+)\.jsonl(?:\.\d+)?$/.exec(name);
+      if (match !== null) units.add(match[1]!);
+    }
+    for (const unit of this.#units.keys()) if (this.#units.get(unit)!.backlog > 0) units.add(unit);
+    return [...units].sort();
+  }
+
+  /** Writes everything appended so far (of one unit, or of all). */
+  async flush(unit?: string): Promise<void> {
+    const targets = unit === undefined ? [...this.#units.values()] : [this.#unit(unit)];
+    await Promise.all(targets.map((u) => this.#enqueue(u, () => this.#writePending(u))));
+  }
+
+  /**
+   * Stops every capture still reading (their read ends are closed: hand them to a keeper first
+   * if the services should keep running), writes everything and closes the files. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    for (const capture of [...this.#captures]) capture.abort();
+    await Promise.all([...this.#captures].map((capture) => capture.done));
+    this.#closed = true;
+    await Promise.all(
+      [...this.#units.values()].map((u) =>
+        this.#enqueue(u, async () => {
+          await this.#writePending(u);
+          await u.handle?.close().catch(() => undefined);
+          u.handle = undefined;
+          for (const wake of u.roomWaiters.splice(0)) wake();
+        }),
+      ),
+    );
+    this.#limited.dispose();
+  }
+
+  /** @internal Stores one record (from a capture or {@link append}). */
+  push(unit: string, record: LogRecord): void {
+    if (this.#closed) throw errnoError('EBADF', 'the log store is closed');
+    const u = this.#unit(unit);
+    const line = `${JSON.stringify(record)}\n`;
+    const size = Buffer.byteLength(line);
+    u.pending.push(line);
+    u.pendingSizes.push(size);
+    u.backlog += size;
+    for (const follower of u.followers) {
+      try {
+        follower(record);
+      } catch (error) {
+        this.#limited.write('warning', `a log follower of ${unit} failed: ${(error as Error).message}`);
+      }
+    }
+    try {
+      this.emit('record', unit, record);
+    } catch (error) {
+      this.#limited.write('warning', `a 'record' listener failed on ${unit}: ${(error as Error).message}`);
+    }
+    if (!u.scheduled) {
+      u.scheduled = true;
+      setImmediate(() => {
+        u.scheduled = false;
+        void this.#enqueue(u, () => this.#writePending(u));
+      });
+    }
+  }
+
+  /** @internal */
+  hasRoom(unit: string): boolean {
+    return (this.#units.get(unit)?.backlog ?? 0) < this.highWaterBytes;
+  }
+
+  /** @internal */
+  waitForRoom(unit: string): Promise<void> {
+    const u = this.#units.get(unit);
+    if (u === undefined || this.#closed || u.backlog <= this.highWaterBytes / 2) return Promise.resolve();
+    return new Promise((resolve) => u.roomWaiters.push(resolve));
+  }
+
+  /** @internal */
+  forget(capture: LogCapture): void {
+    this.#captures.delete(capture);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw errnoError('EBADF', 'the log store is closed');
+  }
+
+  #unit(unit: string): UnitLog {
+    let u = this.#units.get(unit);
+    if (u === undefined) {
+      assertUnitName(unit);
+      u = new UnitLog(unit, join(this.directory, `${unit}.jsonl`));
+      this.#units.set(unit, u);
+    }
+    return u;
+  }
+
+  /** Runs `op` after everything queued for the unit; a failure reaches the caller, not the queue. */
+  #enqueue<T>(u: UnitLog, op: () => Promise<T>): Promise<T> {
+    const run = u.chain.then(op);
+    u.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #writePending(u: UnitLog): Promise<void> {
+    while (u.pending.length > 0) {
+      const lines = u.pending;
+      const sizes = u.pendingSizes;
+      u.pending = [];
+      u.pendingSizes = [];
+      let bytes = 0;
+      for (const size of sizes) bytes += size;
+      try {
+        await this.#writeLines(u, lines, sizes);
+      } catch (error) {
+        // A full or failing disk must not stop the daemon: the batch is lost, and said so.
+        this.#limited.write('error', `writing the log of ${u.unit} failed, ${lines.length} line(s) lost: ${(error as Error).message}`);
+        await u.handle?.close().catch(() => undefined);
+        u.handle = undefined;
+      }
+      u.backlog -= bytes;
+      if (u.backlog <= this.highWaterBytes / 2) for (const wake of u.roomWaiters.splice(0)) wake();
+    }
+  }
+
+  async #writeLines(u: UnitLog, lines: string[], sizes: number[]): Promise<void> {
+    if (u.handle === undefined) await this.#openFile(u);
+    let from = 0;
+    let batchBytes = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const size = sizes[i]!;
+      if (u.size + batchBytes > 0 && u.size + batchBytes + size > this.maxFileBytes) {
+        await this.#writeBatch(u, lines, from, i, batchBytes);
+        from = i;
+        batchBytes = 0;
+        await this.#rotate(u);
+      }
+      batchBytes += size;
+    }
+    await this.#writeBatch(u, lines, from, lines.length, batchBytes);
+  }
+
+  async #writeBatch(u: UnitLog, lines: string[], from: number, to: number, bytes: number): Promise<void> {
+    if (to <= from) return;
+    const data = Buffer.from(from === 0 && to === lines.length ? lines.join('') : lines.slice(from, to).join(''), 'utf8');
+    let offset = 0;
+    while (offset < data.length) {
+      const { bytesWritten } = await u.handle!.write(data, offset, data.length - offset);
+      offset += bytesWritten;
+    }
+    u.size += bytes;
+  }
+
+  async #openFile(u: UnitLog): Promise<void> {
+    const handle = await fsp.open(u.path, 'a', 0o640);
+    try {
+      const { size } = await handle.stat();
+      u.size = size;
+      if (size > 0) {
+        // A crash in the middle of a write leaves half a line: end it, so the next record stays whole.
+        const last = Buffer.alloc(1);
+        await handle.read(last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) {
+          await handle.write('\n');
+          u.size++;
+        }
+      }
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+    u.handle = handle;
+  }
+
+  /** `<unit>.jsonl` becomes `.1`, `.1` becomes `.2`, …; the one beyond `maxRotatedFiles` is deleted. */
+  async #rotate(u: UnitLog): Promise<void> {
+    await u.handle?.close();
+    u.handle = undefined;
+    const max = this.maxRotatedFiles;
+    if (max === 0) await removeQuietly(u.path);
+    else {
+      await removeQuietly(`${u.path}.${max}`);
+      for (let i = max - 1; i >= 1; i--) await renameQuietly(`${u.path}.${i}`, `${u.path}.${i + 1}`);
+      await renameQuietly(u.path, `${u.path}.1`);
+    }
+    await this.#openFile(u);
+  }
+
+  async #readFiles(u: UnitLog, options: ReadOptions): Promise<LogRecord[]> {
+    const { lines, since, invocationId } = options;
+    if (lines === 0) return [];
+    let collected: LogRecord[] = [];
+    const paths = [u.path];
+    for (let i = 1; i <= this.maxRotatedFiles; i++) paths.push(`${u.path}.${i}`);
+    for (const path of paths) {
+      let text: string;
+      try {
+        text = await fsp.readFile(path, 'utf8');
+      } catch (error) {
+        if (hasCode(error, 'ENOENT')) continue;
+        throw error;
+      }
+      const records = parseRecords(text);
+      const matching = records.filter((r) => (since === undefined || r.time >= since) && (invocationId === undefined || r.invocationId === invocationId));
+      collected = matching.concat(collected);
+      if (lines !== undefined && collected.length >= lines) break;
+      // Older files hold older records: once this one starts before `since`, they cannot match.
+      if (since !== undefined && records.length > 0 && records[0]!.time < since) break;
+    }
+    return lines !== undefined && collected.length > lines ? collected.slice(collected.length - lines) : collected;
+  }
+}
+
+/** Records of one file; lines that are not a record (a torn write) are skipped. */
+function parseRecords(text: string): LogRecord[] {
+  const out: LogRecord[] = [];
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    if (end > start) {
+      try {
+        const value = JSON.parse(text.slice(start, end)) as unknown;
+        if (isRecord(value)) out.push(value);
+      } catch {
+        // A torn line: skipped.
+      }
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+function isRecord(value: unknown): value is LogRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return typeof r['time'] === 'number' && typeof r['message'] === 'string' && (r['stream'] === 'stdout' || r['stream'] === 'stderr' || r['stream'] === 'manager');
+}
+
+/** A unit name makes a file name: no separators, no dot-names, no NUL. */
+function assertUnitName(unit: string): void {
+  if (unit.length === 0 || unit.length > 240 || unit.includes('/') || unit.includes('\0') || unit.startsWith('.')) {
+    throw errnoError('EINVAL', `not a unit name usable for a log file: ${JSON.stringify(unit)}`);
+  }
+}
+
+async function removeQuietly(path: string): Promise<void> {
+  try {
+    await fsp.unlink(path);
+  } catch (error) {
+    if (!hasCode(error, 'ENOENT')) throw error;
+  }
+}
+
+async function renameQuietly(from: string, to: string): Promise<void> {
+  try {
+    await fsp.rename(from, to);
+  } catch (error) {
+    if (!hasCode(error, 'ENOENT')) throw error;
+  }
+}

@@ -1,0 +1,571 @@
+/**
+ * The manager: loads units, runs jobs on them, routes notify datagrams and exits, and reports
+ * every change as an event. It holds no PID without a pidfd.
+ */
+import { EventEmitter } from 'node:events';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync, constants as fsConstants } from "node:fs";
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { native } from '../native.js';
+import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
+import {
+  formatDiagnostic,
+  listUnits,
+  loadServiceUnit,
+  parseServiceUnitText,
+  type ServiceSection,
+  type ServiceUnitConfig,
+} from '../unit/index.js';
+import { ChildReaper } from './reaper.js';
+import { ServiceUnit, type JobResult } from './service.js';
+import type { ServiceHost, SpawnIo } from './service-host.js';
+import type { NotifyMessage, NotifyServer } from './notify-server.js';
+import { sessionOf } from './session.js';
+import type { LogRecord, ManagerEvent, UnitStatus } from './types.js';
+
+/** Where captured output goes (the log store satisfies it). */
+export interface LogSink {
+  capture(
+    unit: string,
+    options: { invocationId: string | null; stdout: boolean; stderr: boolean },
+  ): { stdoutFd: number | null; stderrFd: number | null; attach(writer: { pid: number; pidfdId: bigint | null }): void; closeWriteEnds(): void };
+  append(unit: string, record: LogRecord): void;
+}
+
+/** Options of {@link Manager}. */
+export interface ManagerOptions {
+  /** Unit directories, lowest priority first. */
+  unitDirs: string[];
+  /** Where enablement and state live. */
+  stateDir: string;
+  logs: LogSink;
+  notify?: NotifyServer;
+  /** Reap children and orphans (the daemon does; tests that share a process may not). */
+  subreaper?: boolean;
+  /** Log line for the daemon's own events. */
+  log?: (level: 'info' | 'warning' | 'error', text: string) => void;
+}
+
+/** A unit that failed to load, kept so `status` can say why. */
+interface BrokenUnit {
+  name: string;
+  errors: string[];
+  fragmentPath: string | null;
+}
+
+/** A job's outcome as the API reports it. */
+export interface JobOutcome {
+  unit: string;
+  result: JobResult;
+  activeState: string;
+  subState: string;
+  serviceResult: string;
+}
+
+/** The service manager. */
+export class Manager extends EventEmitter {
+  readonly units = new Map<string, ServiceUnit>();
+  readonly broken = new Map<string, BrokenUnit>();
+  readonly reaper: ChildReaper;
+  readonly #options: ManagerOptions;
+  readonly #self: Pidfd;
+  readonly #host: ServiceHost;
+  #enabled = new Set<string>();
+
+  constructor(options: ManagerOptions) {
+    super();
+    this.#options = options;
+    this.#self = Pidfd.self();
+    this.#self.unref();
+    this.reaper = new ChildReaper((pid, status) => this.#log('info', `reaped orphan PID ${pid} (${describeStatus(status)})`));
+    this.#host = this.#makeHost();
+    if (options.notify !== undefined) options.notify.onMessage = (message) => this.#onNotify(message);
+    mkdirSync(options.stateDir, { recursive: true });
+    this.#enabled = new Set(readJson<string[]>(join(options.stateDir, 'enabled.json')) ?? []);
+  }
+
+  /** Starts reaping (as subreaper unless disabled) and loads every unit. */
+  async open(): Promise<void> {
+    this.reaper.install(this.#options.subreaper !== false);
+    await this.reload();
+  }
+
+  /** Reads the unit directories again (`daemon-reload`); running units keep running with the new config for their next start. */
+  async reload(): Promise<{ loaded: number; failed: number }> {
+    const entries = await listUnits(this.#options.unitDirs);
+    const seen = new Set<string>();
+    let failed = 0;
+    for (const entry of entries) {
+      if (entry.kind !== 'service') continue;
+      seen.add(entry.name);
+      const ok = await this.#loadOne(entry.name);
+      if (!ok) failed++;
+    }
+    for (const [name, unit] of this.units) {
+      if (!seen.has(name) && !unit.transient && !name.includes('@') && unit.activeState === 'inactive') this.units.delete(name);
+    }
+    for (const name of this.broken.keys()) if (!seen.has(name)) this.broken.delete(name);
+    return { loaded: this.units.size, failed };
+  }
+
+  async #loadOne(name: string): Promise<boolean> {
+    const result = await loadServiceUnit(name, { unitDirs: this.#options.unitDirs });
+    const errors = result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
+    for (const d of result.diagnostics) if (d.severity === 'warning') this.#log('warning', formatDiagnostic(d));
+    if (result.config === undefined || errors.length > 0) {
+      this.broken.set(name, { name, errors: errors.length > 0 ? errors : [`${name}: ${result.state}`], fragmentPath: result.sourcePaths[0] ?? null });
+      for (const error of errors) this.#log('error', error);
+      return false;
+    }
+    this.broken.delete(name);
+    const existing = this.units.get(name);
+    if (existing !== undefined) existing.config = result.config;
+    else this.units.set(name, new ServiceUnit(result.config, this.#host));
+    return true;
+  }
+
+  /** The unit, loading an instance of a template on first use. Throws `ENOENT` if there is none. */
+  async unit(name: string): Promise<ServiceUnit> {
+    const full = name.includes('.') ? name : `${name}.service`;
+    const existing = this.units.get(full);
+    if (existing !== undefined) return existing;
+    const broken = this.broken.get(full);
+    if (broken !== undefined) throw Object.assign(new Error(`unit ${full} failed to load: ${broken.errors.join('; ')}`), { code: 'EBADMSG' });
+    if (full.includes('@') && (await this.#loadOne(full))) return this.units.get(full)!;
+    const err = this.broken.get(full);
+    if (err !== undefined) throw Object.assign(new Error(`unit ${full} failed to load: ${err.errors.join('; ')}`), { code: 'EBADMSG' });
+    throw Object.assign(new Error(`unit ${full} not found`), { code: 'ENOENT' });
+  }
+
+  // ------------------------------------------------------------------------------------ jobs
+
+  /** Starts a unit and what it Requires=/Wants=/BindsTo=, ordered by After=/Before=. */
+  async start(name: string): Promise<JobOutcome> {
+    const unit = await this.unit(name);
+    const deps = [...unit.config.unit.requires, ...unit.config.unit.bindsTo, ...unit.config.unit.wants];
+    const required = new Set([...unit.config.unit.requires, ...unit.config.unit.bindsTo]);
+    for (const conflict of unit.config.unit.conflicts) {
+      const other = this.units.get(conflict);
+      if (other !== undefined && other.activeState !== 'inactive' && other.activeState !== 'failed') await other.stop();
+    }
+    const before: Promise<[string, JobOutcome | Error]>[] = [];
+    for (const dep of deps) {
+      if (!dep.endsWith('.service')) continue;
+      const job = this.start(dep).then(
+        (outcome): [string, JobOutcome | Error] => [dep, outcome],
+        (error: Error): [string, JobOutcome | Error] => [dep, error],
+      );
+      if (unit.config.unit.after.includes(dep)) before.push(job);
+    }
+    for (const other of this.units.values()) {
+      // Before= on the other side orders us after it too, if it is being started.
+      if (other.config.unit.before.includes(unit.name) && other.activeState === 'activating') before.push(other.start().then((r) => [other.name, this.#outcome(other, r)]));
+    }
+    for (const [dep, outcome] of await Promise.all(before)) {
+      const failed = outcome instanceof Error || outcome.result === 'failed';
+      if (failed && required.has(dep)) {
+        this.#noteUnit(unit, 'error', `dependency ${dep} failed; not starting`);
+        return { unit: unit.name, result: 'failed', activeState: unit.activeState, subState: unit.subState, serviceResult: 'resources' };
+      }
+    }
+    if (!(await unit.loadEnvironmentFiles())) {
+      unit.result = 'resources';
+      return this.#outcome(unit, 'failed');
+    }
+    return this.#outcome(unit, await unit.start());
+  }
+
+  /** Stops a unit and the units that Require=/BindsTo=/PartOf= it. */
+  async stop(name: string): Promise<JobOutcome> {
+    const unit = await this.unit(name);
+    await Promise.all(this.#dependents(unit.name).map((u) => u.stop()));
+    return this.#outcome(unit, await unit.stop());
+  }
+
+  async restart(name: string): Promise<JobOutcome> {
+    const unit = await this.unit(name);
+    await Promise.all(this.#partOf(unit.name).map((u) => u.stop()));
+    await unit.stop();
+    const outcome = await this.start(name);
+    await Promise.all(this.#partOf(unit.name).map((u) => this.start(u.name)));
+    return outcome;
+  }
+
+  /** Restarts only if running. */
+  async tryRestart(name: string): Promise<JobOutcome> {
+    const unit = await this.unit(name);
+    if (unit.activeState !== 'active' && unit.activeState !== 'reloading' && unit.activeState !== 'activating') return this.#outcome(unit, 'done');
+    return this.restart(name);
+  }
+
+  async reloadUnit(name: string): Promise<JobOutcome> {
+    const unit = await this.unit(name);
+    return this.#outcome(unit, await unit.reload());
+  }
+
+  async kill(name: string, signal: number, whom: 'main' | 'all'): Promise<number> {
+    return (await this.unit(name)).kill(signal, whom);
+  }
+
+  async resetFailed(name?: string): Promise<void> {
+    if (name !== undefined) return (await this.unit(name)).resetFailed();
+    for (const unit of this.units.values()) unit.resetFailed();
+  }
+
+  /** Runs a command as a transient service (`holdfast run`). */
+  async runTransient(name: string, unitText: string): Promise<JobOutcome> {
+    const full = name.endsWith('.service') ? name : `${name}.service`;
+    if (this.units.has(full)) {
+      const existing = this.units.get(full)!;
+      if (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed')) {
+        throw Object.assign(new Error(`unit ${full} already exists`), { code: 'EEXIST' });
+      }
+    }
+    const parsed = parseServiceUnitText(unitText, `transient:${full}`, { unitName: full });
+    const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0 || parsed.config === undefined) {
+      throw Object.assign(new Error(errors.map(formatDiagnostic).join('; ') || 'invalid transient unit'), { code: 'EINVAL' });
+    }
+    const unit = new ServiceUnit(parsed.config as ServiceUnitConfig, this.#host, true);
+    this.units.set(full, unit);
+    return this.start(full);
+  }
+
+  /** Marks a unit to start with the daemon, as `[Install] WantedBy=` would. */
+  async enable(name: string, on: boolean): Promise<string[]> {
+    const unit = await this.unit(name);
+    const install = unit.config.install;
+    if (on && install.wantedBy.length === 0 && install.requiredBy.length === 0 && install.alias.length === 0) {
+      throw Object.assign(new Error(`${unit.name} has no [Install] section (WantedBy=, RequiredBy= or Alias=); nothing to enable`), { code: 'ENOEXEC' });
+    }
+    const names = [unit.name, ...install.also.filter((n) => this.units.has(n))];
+    for (const n of names) {
+      if (on) this.#enabled.add(n);
+      else this.#enabled.delete(n);
+    }
+    writeJsonAtomic(join(this.#options.stateDir, 'enabled.json'), [...this.#enabled].sort());
+    return names;
+  }
+
+  /** Units to start with the daemon. */
+  enabledUnits(): string[] {
+    return [...this.#enabled].filter((n) => this.units.has(n));
+  }
+
+  /** The snapshot of one unit. */
+  async status(name: string): Promise<UnitStatus> {
+    const full = name.includes('.') ? name : `${name}.service`;
+    const broken = this.broken.get(full);
+    if (broken !== undefined) return brokenStatus(broken);
+    const unit = await this.unit(full);
+    return this.#statusOf(unit);
+  }
+
+  /** Every loaded (or broken) unit. */
+  list(): UnitStatus[] {
+    const all = [...[...this.units.values()].map((u) => this.#statusOf(u)), ...[...this.broken.values()].map(brokenStatus)];
+    return all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The unit a process belongs to, checked against its pidfd. */
+  unitOfProcess(handle: Pidfd): ServiceUnit | undefined {
+    const ref = ProcessRef.of(handle);
+    for (const unit of this.units.values()) if (unit.owns(ref) !== undefined) return unit;
+    const session = sessionOf(handle);
+    if (session === undefined) return undefined;
+    for (const unit of this.units.values()) if (unit.sessions.has(session)) return unit;
+    return undefined;
+  }
+
+  /** Stops every unit (in reverse start order, roughly) and releases what the manager holds. */
+  async shutdown(): Promise<void> {
+    const active = [...this.units.values()].filter((u) => u.activeState !== 'inactive' && u.activeState !== 'failed');
+    // Units ordered After= others stop first.
+    active.sort((a, b) => (a.config.unit.after.includes(b.name) ? -1 : b.config.unit.after.includes(a.name) ? 1 : 0));
+    await Promise.all(active.map((u) => u.stop()));
+    for (const unit of this.units.values()) unit.dispose();
+    this.reaper.reap();
+    this.reaper.uninstall();
+    this.#self.close();
+  }
+
+  #statusOf(unit: ServiceUnit): UnitStatus {
+    const enabled = unit.transient ? 'transient' : this.#enabled.has(unit.name) ? 'enabled' : hasInstall(unit.config) ? 'disabled' : 'static';
+    return { ...unit.status(), loadState: 'loaded', enabled };
+  }
+
+  #outcome(unit: ServiceUnit, result: JobResult): JobOutcome {
+    return { unit: unit.name, result, activeState: unit.activeState, subState: unit.subState, serviceResult: unit.result };
+  }
+
+  #dependents(name: string): ServiceUnit[] {
+    return [...this.units.values()].filter(
+      (u) => u.name !== name && (u.config.unit.requires.includes(name) || u.config.unit.bindsTo.includes(name) || u.config.unit.partOf.includes(name)),
+    );
+  }
+
+  #partOf(name: string): ServiceUnit[] {
+    return [...this.units.values()].filter((u) => u.name !== name && u.config.unit.partOf.includes(name));
+  }
+
+  // ------------------------------------------------------------------------------ notify
+
+  #onNotify(message: NotifyMessage): void {
+    const ref = new ProcessRef(message.sender.pid, message.sender.pidfdId, message.sender.pidfdId === undefined ? undefined : bootId());
+    let target: ServiceUnit | undefined;
+    let origin: 'main' | 'control' | 'other' = 'other';
+    for (const unit of this.units.values()) {
+      const owned = unit.owns(ref);
+      if (owned !== undefined) {
+        target = unit;
+        origin = owned;
+        break;
+      }
+    }
+    if (target === undefined) {
+      // NotifyAccess=all: any process of the unit's sessions may speak for it.
+      let handle: Pidfd | undefined;
+      try {
+        handle = message.sender.pidfdId === undefined ? Pidfd.open(message.sender.pid) : Pidfd.verify(message.sender.pid, message.sender.pidfdId);
+        target = this.unitOfProcess(handle);
+      } catch {
+        target = undefined;
+      } finally {
+        handle?.close();
+      }
+    }
+    if (target === undefined) {
+      this.#log('warning', `notification from PID ${message.sender.pid}, which belongs to no unit; ignored`);
+      return;
+    }
+    target.handleNotify(message, origin);
+  }
+
+  // ------------------------------------------------------------------------------ host
+
+  #makeHost(): ServiceHost {
+    const manager = this;
+    const logs = this.#options.logs;
+    return {
+      baseEnvironment() {
+        const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+        for (const key of ['LANG', 'LC_ALL', 'TZ', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'XDG_RUNTIME_DIR', 'TERM', 'HOLDFAST_UNITS_DIR']) {
+          const value = process.env[key];
+          if (value !== undefined && (key !== 'TERM' || process.getuid?.() !== 0)) env[key] = value;
+        }
+        return env;
+      },
+      managerIdentity() {
+        return { pid: process.pid, pidfdId: manager.#self.id };
+      },
+      notifySocketPath() {
+        return manager.#options.notify?.path;
+      },
+      home() {
+        return homedir();
+      },
+      stdio(unit, service, kind) {
+        return makeIo(unit, service, kind, logs);
+      },
+      trackChild(handle) {
+        return manager.#track(handle);
+      },
+      openPid(pid) {
+        return Pidfd.open(pid);
+      },
+      verifyPid(pid, id) {
+        return Pidfd.verify(pid, id);
+      },
+      adoptPidfd(fd) {
+        return Pidfd.adopt(fd);
+      },
+      closeFd(fd) {
+        native.close(fd);
+      },
+      mainPidRefusal(handle, unit, senderUid) {
+        if (handle.pid === process.pid || (manager.#self.id !== undefined && handle.id === manager.#self.id)) return 'it is the manager';
+        if (handle.pid === 1) return 'it is PID 1';
+        if (unit.control !== undefined && unit.control.handle.pid === handle.pid) return 'it is the current control process';
+        if (!handle.isAlive()) return 'it is gone or a zombie';
+        const session = sessionOf(handle);
+        if (session !== undefined && unit.sessions.has(session)) return undefined;
+        return senderUid === 0 ? undefined : 'it is not a process of this unit, and only root may name such a process';
+      },
+      drainNotify() {
+        manager.#options.notify?.drain();
+      },
+      stateChanged(unit) {
+        const event: ManagerEvent = {
+          type: 'state',
+          unit: unit.name,
+          activeState: unit.activeState,
+          subState: unit.subState,
+          result: unit.result,
+          mainProcess: unit.main?.ref.toJSON() ?? null,
+          timestamp: Date.now(),
+        };
+        manager.emit('event', event);
+      },
+      note(unit, level, text) {
+        manager.#noteUnit(unit, level, text);
+      },
+    };
+  }
+
+  /** The exit of a process the daemon watches: reaped here if it is our child, else learned through its pidfd. */
+  #track(handle: Pidfd): Promise<ExitStatus> {
+    return new Promise<ExitStatus>((resolve) => {
+      let settled = false;
+      let watcher: { close(): void } | undefined;
+      const settle = (status: ExitStatus): void => {
+        if (settled) return;
+        settled = true;
+        this.reaper.untrack(handle.pid);
+        // The watcher must go before anyone closes the pidfd: libuv keeps one watcher per fd number.
+        watcher?.close();
+        watcher = undefined;
+        resolve(status);
+      };
+      // Whether the process is our child now or becomes one later (reparented to the subreaper),
+      // the reaper routes its exit here; for a non-child the pidfd tells.
+      this.reaper.track(handle.pid, settle);
+      let ppid: number | undefined;
+      try {
+        ppid = handle.info().ppid;
+      } catch (error) {
+        if (!hasCode(error, 'ESRCH')) throw error;
+      }
+      if (ppid !== process.pid) {
+        handle.exited.then(settle, () => {});
+      } else {
+        // The reaper hears of our children through SIGCHLD; the pidfd wakes it without waiting for the signal.
+        watcher = native.watch(handle.fd, () => {
+          watcher?.close();
+          watcher = undefined;
+          this.#options.notify?.drain();
+          this.reaper.reap();
+        });
+      }
+    });
+  }
+
+  #noteUnit(unit: ServiceUnit, level: 'info' | 'warning' | 'error', text: string): void {
+    this.#log(level, `${unit.name}: ${text}`);
+    const record: LogRecord = { time: Date.now() * 1000, stream: 'manager', pid: process.pid, pidfdId: this.#self.id?.toString() ?? null, invocationId: unit.invocationId, message: text };
+    try {
+      this.#options.logs.append(unit.name, record);
+    } catch (error) {
+      this.#log('error', `could not store a log line of ${unit.name}: ${String(error)}`);
+    }
+    this.emit('event', { type: 'message', unit: unit.name, level, text, timestamp: Date.now() } satisfies ManagerEvent);
+  }
+
+  #log(level: 'info' | 'warning' | 'error', text: string): void {
+    this.#options.log?.(level, text);
+  }
+}
+
+/** Linux's O_CLOEXEC: fds the daemon opens must not leak into other services. */
+const O_CLOEXEC = 0o2000000;
+
+function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs: LogSink): SpawnIo {
+  const opened: number[] = [];
+  const openFile = (path: string, flags: number): number => {
+    mkdirSync(dirname(path), { recursive: true });
+    const fd = openSync(path, flags | O_CLOEXEC, 0o644);
+    opened.push(fd);
+    return fd;
+  };
+  const devNull = (): number => openFile('/dev/null', fsConstants.O_RDWR);
+  const stdin = service.standardInput.type === 'file' ? openFile(service.standardInput.path, fsConstants.O_RDONLY) : devNull();
+  const wantLog = service.standardOutput.type === 'log' || (service.standardError.type === 'log');
+  const capture = wantLog
+    ? logs.capture(unit.name, {
+        invocationId: unit.invocationId,
+        stdout: service.standardOutput.type === 'log',
+        stderr: service.standardError.type === 'log' || (service.standardError.type === 'inherit' && service.standardOutput.type === 'log'),
+      })
+    : undefined;
+  const target = (spec: ServiceSection['standardOutput'], captured: number | null | undefined): number => {
+    switch (spec.type) {
+      case 'log':
+        return captured!;
+      case 'null':
+        return devNull();
+      case 'file':
+        return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT);
+      case 'append':
+        return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND);
+      case 'truncate':
+        return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC);
+    }
+  };
+  const stdout = target(service.standardOutput, capture?.stdoutFd);
+  const stderr = service.standardError.type === 'inherit' ? stdout : target(service.standardError, capture?.stderrFd);
+  const closeOurs = (): void => {
+    capture?.closeWriteEnds();
+    for (const fd of opened.splice(0)) closeSync(fd);
+  };
+  return {
+    fds: [stdin, stdout, stderr],
+    afterSpawn: closeOurs,
+    attach(handle) {
+      capture?.attach({ pid: handle.pid, pidfdId: handle.id ?? null });
+    },
+    abort: closeOurs,
+  };
+}
+
+function hasInstall(config: ServiceUnitConfig): boolean {
+  return config.install.wantedBy.length > 0 || config.install.requiredBy.length > 0 || config.install.alias.length > 0;
+}
+
+function brokenStatus(broken: BrokenUnit): UnitStatus {
+  return {
+    name: broken.name,
+    description: broken.name,
+    loadState: 'error',
+    loadErrors: broken.errors,
+    activeState: 'inactive',
+    subState: 'dead',
+    result: 'success',
+    type: 'unknown',
+    mainProcess: null,
+    controlProcess: null,
+    restarts: 0,
+    lastExit: null,
+    statusText: null,
+    invocationId: null,
+    stateChangeTimestamp: Date.now(),
+    activeEnterTimestamp: null,
+    fragmentPath: broken.fragmentPath,
+    dropInPaths: [],
+    transient: false,
+    enabled: 'static',
+  };
+}
+
+function describeStatus(status: ExitStatus): string {
+  return status.code !== null ? `exit code ${status.code}` : status.signal !== null ? `signal ${status.signal}` : 'unknown status';
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write, fsync, rename: the file is either the old or the new content, never half of one. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeFileSync(fd, JSON.stringify(value, null, 2) + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}

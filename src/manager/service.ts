@@ -1,0 +1,987 @@
+/**
+ * One service unit's state machine: systemd's states, results and timeouts, with every process
+ * held by a pidfd from birth. The flows (start, stop, reload, restart) are async functions; a
+ * generation counter makes a flow that was overtaken (a stop during a start) stand down at its
+ * next step instead of acting on a state it no longer owns.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync, accessSync, constants as fsConstants, readdirSync } from 'node:fs';
+import { ProcessRef, hasCode, signalName, type ExitStatus, type Pidfd } from '../pidfd/index.js';
+import { loadEnvironmentFiles, type ExecCommand, type PathCondition, type ServiceUnitConfig } from '../unit/index.js';
+import { sessionMembers } from './session.js';
+import { spawnCommand, type SpawnError } from './spawner.js';
+import type { NotifyInput, ServiceHost } from './service-host.js';
+import { deferred, sleep, withTimeout } from './timers.js';
+import type { ActiveState, LastExit, ServiceResult, SubState, UnitStatus } from './types.js';
+import { groupsOf, lookupGroup, lookupUser, type Account } from './users.js';
+import { RLIMIT_RESOURCES } from './rlimits.js';
+
+/** How a job ended, as systemctl reports it. */
+export type JobResult = 'done' | 'failed' | 'skipped' | 'canceled' | 'unsupported' | 'timeout';
+
+/** One process of the service (main or control). */
+interface Proc {
+  handle: Pidfd;
+  ref: ProcessRef;
+  exited: Promise<ExitStatus>;
+  status?: ExitStatus;
+}
+
+type ProcessKind = 'condition' | 'start-pre' | 'main' | 'start-post' | 'reload' | 'stop' | 'stop-post';
+
+const CLEAN_SIGNALS = new Set(['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGPIPE']);
+
+/** A service unit under supervision. */
+export class ServiceUnit {
+  config: ServiceUnitConfig;
+  readonly transient: boolean;
+
+  activeState: ActiveState = 'inactive';
+  subState: SubState = 'dead';
+  result: ServiceResult = 'success';
+  restarts = 0;
+  lastExit: LastExit | null = null;
+  statusText: string | null = null;
+  invocationId: string | null = null;
+  stateChangeTimestamp = Date.now();
+  activeEnterTimestamp: number | null = null;
+  main: Proc | undefined;
+  control: Proc | undefined;
+
+  readonly #host: ServiceHost;
+  /** Session ids of everything spawned for this activation: how its processes are found without cgroups. */
+  readonly #sessions = new Set<number>();
+  #generation = 0;
+  #startTimes: number[] = [];
+  #notifyAccessOverride: ServiceUnitConfig['service']['notifyAccess'] | undefined;
+  #ready = deferred<void>();
+  #reloadDone: ((ok: boolean) => void) | undefined;
+  #reloadStartedUsec = 0n;
+  #watchdogTimer: NodeJS.Timeout | undefined;
+  #watchdogMs = 0;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #runtimeTimer: NodeJS.Timeout | undefined;
+  #timeout: { deadline: number } | undefined;
+  #manualStop = false;
+  #stopping: Promise<void> | undefined;
+  #stateWaiters: (() => void)[] = [];
+
+  constructor(config: ServiceUnitConfig, host: ServiceHost, transient = false) {
+    this.config = config;
+    this.#host = host;
+    this.transient = transient;
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** The snapshot `status` and `list` show. */
+  status(): Omit<UnitStatus, 'loadState' | 'enabled'> {
+    return {
+      name: this.name,
+      description: this.config.unit.description || this.name,
+      activeState: this.activeState,
+      subState: this.subState,
+      result: this.result,
+      type: this.config.service.type,
+      mainProcess: this.main?.ref.toJSON() ?? null,
+      controlProcess: this.control?.ref.toJSON() ?? null,
+      restarts: this.restarts,
+      lastExit: this.lastExit,
+      statusText: this.statusText,
+      invocationId: this.invocationId,
+      stateChangeTimestamp: this.stateChangeTimestamp,
+      activeEnterTimestamp: this.activeEnterTimestamp,
+      fragmentPath: this.config.fragmentPath,
+      dropInPaths: [...this.config.dropInPaths],
+      transient: this.transient,
+    };
+  }
+
+  /** Whether a process is the main or a control process of this unit (compared by pidfd id where known). */
+  owns(ref: ProcessRef): 'main' | 'control' | undefined {
+    if (this.main !== undefined && this.main.ref.equals(ref) && this.main.status === undefined) return 'main';
+    if (this.control !== undefined && this.control.ref.equals(ref) && this.control.status === undefined) return 'control';
+    return undefined;
+  }
+
+  /** Sessions of this unit's processes (for finding the unit of a PID). */
+  get sessions(): ReadonlySet<number> {
+    return this.#sessions;
+  }
+
+  // ---------------------------------------------------------------------------------------- jobs
+
+  /** Starts the unit; resolves when the start job is done (active, skipped or failed). */
+  async start(): Promise<JobResult> {
+    if (this.#restartTimer !== undefined) {
+      clearTimeout(this.#restartTimer);
+      this.#restartTimer = undefined;
+    }
+    if (this.activeState === 'active' || this.activeState === 'reloading') return 'done';
+    if (this.activeState === 'activating' && this.subState !== 'auto-restart') return this.#waitForStartJob();
+    if (this.#stopping !== undefined) await this.#stopping;
+    this.#manualStop = false;
+    return this.#startFlow(false);
+  }
+
+  /** Stops the unit; resolves once it is inactive or failed. */
+  async stop(): Promise<JobResult> {
+    this.#manualStop = true;
+    if (this.#restartTimer !== undefined) {
+      clearTimeout(this.#restartTimer);
+      this.#restartTimer = undefined;
+      this.#setState(this.result === 'success' ? 'inactive' : 'failed', this.result === 'success' ? 'dead' : 'failed');
+      return 'done';
+    }
+    if (this.activeState === 'inactive' || this.activeState === 'failed') return 'done';
+    if (this.#stopping !== undefined) {
+      await this.#stopping;
+      return 'done';
+    }
+    const wasStarted = this.activeState === 'active' || this.activeState === 'reloading';
+    await this.#stop(wasStarted);
+    return 'done';
+  }
+
+  /** Stop, then start. */
+  async restart(): Promise<JobResult> {
+    await this.stop();
+    return this.start();
+  }
+
+  /** Reloads per ExecReload= or the notify-reload protocol; the service keeps running if it fails. */
+  async reload(): Promise<JobResult> {
+    if (this.activeState !== 'active') return 'failed';
+    const s = this.config.service;
+    if (s.type === 'notify-reload' && this.main !== undefined) {
+      const done = new Promise<boolean>((resolve) => (this.#reloadDone = resolve));
+      this.#reloadStartedUsec = monotonicUsec();
+      this.#setState('reloading', 'reload-signal');
+      try {
+        this.main.handle.signal(s.reloadSignal);
+      } catch (error) {
+        this.#note('warning', `sending the reload signal failed: ${String(error)}`);
+        this.#reloadDone = undefined;
+        this.#setState('active', 'running');
+        return 'failed';
+      }
+      const outcome = await withTimeout(done, s.timeoutStartMs);
+      this.#reloadDone = undefined;
+      if (this.#isReloading()) this.#setState('active', 'running');
+      return outcome === true ? 'done' : outcome === 'timeout' ? 'timeout' : 'failed';
+    }
+    if (s.execReload.length === 0) return 'unsupported';
+    this.#setState('reloading', 'reload');
+    let ok = true;
+    for (const command of s.execReload) {
+      const outcome = await this.#runControl(command, 'reload', s.timeoutStartMs);
+      if (!outcome.ok && !command.ignoreFailure) {
+        ok = false;
+        break;
+      }
+    }
+    if (this.#isReloading()) this.#setState('active', this.main !== undefined || !s.remainAfterExit ? 'running' : 'exited');
+    return ok ? 'done' : 'failed';
+  }
+
+  /** Sends a signal to the main process or to all of the unit's processes, each through its pidfd. */
+  kill(signal: number, whom: 'main' | 'all'): number {
+    const targets: Pidfd[] = [];
+    if (this.main !== undefined && this.main.status === undefined) targets.push(this.main.handle);
+    const extra: Pidfd[] = [];
+    if (whom === 'all') {
+      if (this.control !== undefined && this.control.status === undefined) targets.push(this.control.handle);
+      extra.push(...sessionMembers(this.#sessions, new Set(targets.map((t) => t.pid))));
+    }
+    let sent = 0;
+    for (const handle of [...targets, ...extra]) {
+      try {
+        handle.signal(signal);
+        sent++;
+      } catch (error) {
+        if (!hasCode(error, 'ESRCH')) throw error;
+      }
+    }
+    for (const handle of extra) handle.close();
+    return sent;
+  }
+
+  /** Forgets a failed state and the start-rate history. */
+  resetFailed(): void {
+    this.#startTimes = [];
+    if (this.activeState === 'failed') {
+      this.result = 'success';
+      this.#setState('inactive', 'dead');
+    } else {
+      this.result = 'success';
+    }
+  }
+
+  /** Resolves at the next state change. */
+  nextStateChange(): Promise<void> {
+    return new Promise((resolve) => this.#stateWaiters.push(resolve));
+  }
+
+  // ------------------------------------------------------------------------------------- notify
+
+  /** A datagram from one of this unit's processes (or any, for NotifyAccess=all). */
+  handleNotify(message: NotifyInput, origin: 'main' | 'control' | 'other'): void {
+    const access = this.#notifyAccessOverride ?? this.config.service.notifyAccess;
+    const allowed = access === 'all' || (access === 'main' && origin === 'main') || (access === 'exec' && origin !== 'other');
+    if (!allowed) {
+      this.#note('warning', `notification from PID ${message.sender.pid} refused (NotifyAccess=${access}, sender is ${origin === 'other' ? 'not a process of the unit' : `the ${origin} process`})`);
+      return;
+    }
+    const get = (key: string): string | undefined => message.get(key);
+    const status = get('STATUS');
+    if (status !== undefined) this.statusText = status === '' ? null : status;
+    const access2 = get('NOTIFYACCESS');
+    if (access2 === 'none' || access2 === 'main' || access2 === 'exec' || access2 === 'all') this.#notifyAccessOverride = access2;
+    if (get('MAINPIDFD') === '1' || get('MAINPID') !== undefined) this.#notifyMainPid(message);
+    const watchdogUsec = get('WATCHDOG_USEC');
+    if (watchdogUsec !== undefined && /^\d+$/.test(watchdogUsec)) {
+      this.#watchdogMs = Number(watchdogUsec) / 1000;
+      this.#armWatchdog();
+    }
+    if (get('WATCHDOG') === '1') this.#armWatchdog();
+    if (get('WATCHDOG') === 'trigger') this.#watchdogExpired();
+    const extend = get('EXTEND_TIMEOUT_USEC');
+    if (extend !== undefined && /^\d+$/.test(extend) && this.#timeout !== undefined) {
+      this.#timeout.deadline = Math.max(this.#timeout.deadline, Date.now() + Number(extend) / 1000);
+    }
+    if (get('RESTART_RESET') === '1') this.restarts = 0;
+    if (get('FDSTORE') === '1') this.#note('info', 'FDSTORE=1 ignored: this unit has no file descriptor store');
+
+    // Precedence within one message: STOPPING > READY > RELOADING.
+    if (get('STOPPING') === '1') {
+      if (this.activeState === 'active' || this.activeState === 'reloading') {
+        this.#note('info', 'the service says it is stopping');
+        void this.#stop(true);
+      }
+      return;
+    }
+    const reloading = get('RELOADING') === '1';
+    if (reloading && this.subState === 'reload-signal') {
+      const mono = get('MONOTONIC_USEC');
+      if (mono !== undefined && /^\d+$/.test(mono) && BigInt(mono) >= this.#reloadStartedUsec) this.#setState('reloading', 'reload-notify');
+    } else if (reloading && this.activeState === 'active') {
+      this.#setState('reloading', 'reload-notify');
+    }
+    if (get('READY') === '1') {
+      this.#ready.resolve();
+      if (this.activeState === 'reloading' && (this.subState === 'reload-notify' || reloading)) {
+        this.#setState('active', 'running');
+        this.#reloadDone?.(true);
+      }
+    }
+  }
+
+  #notifyMainPid(message: NotifyInput): void {
+    const allowedStates: SubState[] = ['start', 'start-post', 'running', 'reload', 'reload-signal', 'reload-notify', 'stop', 'stop-sigterm'];
+    if (!allowedStates.includes(this.subState)) return;
+    let handle: Pidfd | undefined;
+    try {
+      if (message.get('MAINPIDFD') === '1') {
+        const fds = message.takeFds();
+        if (fds.length !== 1) {
+          for (const fd of fds) this.#host.closeFd(fd);
+          this.#note('warning', `MAINPIDFD=1 with ${fds.length === 0 ? 'no' : 'more than one'} fd, ignored`);
+          return;
+        }
+        handle = this.#host.adoptPidfd(fds[0]!);
+      } else {
+        const pidText = message.get('MAINPID')!;
+        if (!/^\d+$/.test(pidText)) return this.#note('warning', `MAINPID=${pidText} is not a PID, ignored`);
+        const idText = message.get('MAINPIDFDID');
+        handle = idText === undefined ? this.#host.openPid(Number(pidText)) : this.#host.verifyPid(Number(pidText), idText);
+      }
+    } catch (error) {
+      this.#note('warning', `new main PID refused: ${(error as Error).message}`);
+      return;
+    }
+    const refusal = this.#host.mainPidRefusal(handle, this, message.sender.uid);
+    if (refusal !== undefined) {
+      handle.close();
+      this.#note('warning', `new main PID ${handle.pid} refused: ${refusal}`);
+      return;
+    }
+    if (this.main !== undefined && this.main.ref.equals(ProcessRef.of(handle))) {
+      handle.close();
+      return;
+    }
+    this.#adoptMain(handle);
+    this.#note('info', `main PID is now ${handle.pid}${handle.id === undefined ? '' : ` (pidfd id ${handle.id})`}`);
+  }
+
+  // -------------------------------------------------------------------------------- start flow
+
+  async #startFlow(isRestart: boolean): Promise<JobResult> {
+    const generation = ++this.#generation;
+    const s = this.config.service;
+    const u = this.config.unit;
+    const now = Date.now();
+    if (u.startLimitIntervalMs > 0 && u.startLimitBurst > 0) {
+      this.#startTimes = this.#startTimes.filter((t) => now - t < u.startLimitIntervalMs);
+      if (this.#startTimes.length >= u.startLimitBurst) {
+        this.result = 'start-limit-hit';
+        this.#note('error', `start request repeated too quickly (${u.startLimitBurst} starts within ${u.startLimitIntervalMs / 1000}s); refusing to start`);
+        this.#setState('failed', 'failed');
+        return 'failed';
+      }
+      this.#startTimes.push(now);
+    }
+    this.invocationId = randomBytes(16).toString('hex');
+    this.result = 'success';
+    this.statusText = null;
+    this.#notifyAccessOverride = undefined;
+    this.#ready = deferred<void>();
+    this.#sessions.clear();
+    if (!isRestart) this.#note('info', `starting ${u.description || this.name}`);
+
+    this.#setState('activating', 'condition');
+    const failed = conditionFailure(u.conditions);
+    if (failed !== undefined) {
+      this.#note('info', `condition ${failed} not met; start skipped`);
+      this.#setState('inactive', 'dead');
+      return 'skipped';
+    }
+    for (const command of s.execCondition) {
+      const outcome = await this.#runControl(command, 'condition', s.timeoutStartMs);
+      if (generation !== this.#generation) return 'canceled';
+      if (outcome.ok) continue;
+      if (outcome.status !== undefined && outcome.status.code !== null && outcome.status.code >= 1 && outcome.status.code <= 254) {
+        this.#note('info', `ExecCondition= exited with ${outcome.status.code}; start skipped`);
+        this.#setState('inactive', 'dead');
+        return 'skipped';
+      }
+      return this.#failStart(generation, outcome.result);
+    }
+
+    if (s.execStartPre.length > 0) this.#setState('activating', 'start-pre');
+    for (const command of s.execStartPre) {
+      const outcome = await this.#runControl(command, 'start-pre', s.timeoutStartMs);
+      if (generation !== this.#generation) return 'canceled';
+      if (!outcome.ok && !command.ignoreFailure) return this.#failStart(generation, outcome.result);
+    }
+
+    this.#setState('activating', 'start');
+    if (s.type === 'oneshot') {
+      for (const command of s.execStart) {
+        const proc = this.#spawnMain(command);
+        if (proc === undefined) {
+          if (command.ignoreFailure) continue;
+          return this.#failStart(generation, 'exit-code');
+        }
+        const status = await withTimeout(proc.exited, s.timeoutStartMs, this.#newTimeout(s.timeoutStartMs));
+        if (generation !== this.#generation) return 'canceled';
+        if (status === 'timeout') return this.#failStart(generation, 'timeout');
+        if (this.main === proc) this.main = undefined;
+        const result = this.#classify(status);
+        if (result !== 'success' && !command.ignoreFailure) return this.#failStart(generation, result, false);
+      }
+    } else if (s.execStart.length > 0) {
+      const command = s.execStart[0]!;
+      const proc = this.#spawnMain(command);
+      if (proc === undefined) return this.#failStart(generation, 'exit-code');
+      if (s.type === 'notify' || s.type === 'notify-reload') {
+        const outcome = await withTimeout(
+          Promise.race([this.#ready.promise.then(() => 'ready' as const), proc.exited.then(() => 'exited' as const)]),
+          s.timeoutStartMs,
+          this.#newTimeout(s.timeoutStartMs),
+        );
+        if (generation !== this.#generation) return 'canceled';
+        if (outcome === 'timeout') return this.#failStart(generation, 'timeout');
+        if (outcome === 'exited') {
+          const result = this.#classify(proc.status!);
+          return this.#failStart(generation, result === 'success' ? 'protocol' : result, false);
+        }
+      } else if (s.type === 'forking') {
+        const status = await withTimeout(proc.exited, s.timeoutStartMs, this.#newTimeout(s.timeoutStartMs));
+        if (generation !== this.#generation) return 'canceled';
+        if (status === 'timeout') return this.#failStart(generation, 'timeout');
+        const result = this.#classify(status);
+        if (result !== 'success') return this.#failStart(generation, result, false);
+        if (this.main === proc || this.main === undefined) {
+          this.main = undefined;
+          if (s.pidFile !== undefined) {
+            const adopted = await this.#mainFromPidFile(s.pidFile, s.timeoutStartMs);
+            if (generation !== this.#generation) return 'canceled';
+            if (!adopted) return this.#failStart(generation, 'protocol');
+          }
+        }
+      }
+    }
+    this.#timeout = undefined;
+
+    if (s.execStartPost.length > 0) this.#setState('activating', 'start-post');
+    for (const command of s.execStartPost) {
+      const outcome = await this.#runControl(command, 'start-post', s.timeoutStartMs);
+      if (generation !== this.#generation) return 'canceled';
+      if (!outcome.ok && !command.ignoreFailure) return this.#failStart(generation, outcome.result);
+    }
+
+    if (this.main === undefined && s.type !== 'forking' && !s.remainAfterExit) {
+      // A oneshot (or a main process that already ended) with nothing left to supervise.
+      if (this.lastExit !== null && this.#lastMainResult !== 'success' && s.type !== 'oneshot') {
+        return this.#failStart(generation, this.#lastMainResult, false);
+      }
+      this.activeEnterTimestamp = Date.now();
+      await this.#stop(true, 'success');
+      return 'done';
+    }
+    this.activeEnterTimestamp = Date.now();
+    this.#setState('active', this.main === undefined ? 'exited' : 'running');
+    this.#watchdogMs = s.watchdogMs;
+    this.#armWatchdog();
+    if (Number.isFinite(s.runtimeMaxMs)) {
+      this.#runtimeTimer = setTimeout(() => {
+        this.#note('warning', `RuntimeMaxSec= reached; stopping`);
+        this.result = 'timeout';
+        void this.#stop(true, 'timeout');
+      }, s.runtimeMaxMs);
+    }
+    return 'done';
+  }
+
+  #lastMainResult: ServiceResult = 'success';
+
+  async #failStart(generation: number, result: ServiceResult, runStop = false): Promise<JobResult> {
+    if (generation !== this.#generation) return 'canceled';
+    this.#timeout = undefined;
+    if (this.result === 'success') this.result = result;
+    await this.#stop(runStop, result);
+    return 'failed';
+  }
+
+  #waitForStartJob(): Promise<JobResult> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.activeState === 'active' || this.activeState === 'reloading') resolve('done');
+        else if (this.activeState === 'failed') resolve('failed');
+        else if (this.activeState === 'inactive') resolve(this.result === 'success' ? 'done' : 'failed');
+        else void this.nextStateChange().then(check);
+      };
+      check();
+    });
+  }
+
+  // --------------------------------------------------------------------------------- stop flow
+
+  /** The stop sequence; with `runExecStop` the ExecStop= commands run first. */
+  #stop(runExecStop: boolean, result?: ServiceResult): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    ++this.#generation;
+    if (result !== undefined && this.result === 'success') this.result = result;
+    this.#stopping = this.#stopSequence(runExecStop).finally(() => {
+      this.#stopping = undefined;
+    });
+    return this.#stopping;
+  }
+
+  async #stopSequence(runExecStop: boolean): Promise<void> {
+    const s = this.config.service;
+    this.#clearRunTimers();
+    this.#reloadDone?.(false);
+    this.#reloadDone = undefined;
+    if (this.control !== undefined && this.control.status === undefined) {
+      // A control process still running (e.g. ExecStartPre= when the stop came) ends first.
+      this.control.handle.signal(s.killSignal);
+      await withTimeout(this.control.exited, s.timeoutStopMs);
+    }
+    if (runExecStop && s.execStop.length > 0 && this.main !== undefined && this.main.status === undefined) {
+      this.#setState('deactivating', 'stop');
+      for (const command of s.execStop) {
+        const outcome = await this.#runControl(command, 'stop', s.timeoutStopMs);
+        if (outcome.result === 'timeout') break;
+      }
+    } else if (runExecStop && s.execStop.length > 0 && (this.activeState === 'active' || this.activeState === 'reloading')) {
+      this.#setState('deactivating', 'stop');
+      for (const command of s.execStop) await this.#runControl(command, 'stop', s.timeoutStopMs);
+    }
+    await this.#killPhase('stop-sigterm', 'stop-sigkill', this.#manualStop ? s.killSignal : s.killSignal);
+
+    if (s.execStopPost.length > 0) {
+      this.#setState(this.activeState === 'failed' ? 'failed' : 'deactivating', 'stop-post');
+      for (const command of s.execStopPost) await this.#runControl(command, 'stop-post', s.timeoutStopMs);
+      await this.#killPhase('final-sigterm', 'final-sigkill', s.killSignal);
+    }
+    this.main = undefined;
+    this.control = undefined;
+    this.#timeout = undefined;
+    const failed = this.result !== 'success';
+    if (!this.#manualStop && this.#shouldRestart()) {
+      this.#scheduleRestart();
+      return;
+    }
+    this.#setState(failed ? 'failed' : 'inactive', failed ? 'failed' : 'dead');
+    if (failed) this.#note('error', `failed with result '${this.result}'`);
+  }
+
+  /** Signals every remaining process and waits; escalates to FinalKillSignal= after TimeoutStopSec=. */
+  async #killPhase(termState: SubState, killState: SubState, signal: number): Promise<void> {
+    const s = this.config.service;
+    if (s.killMode === 'none') return;
+    const main = this.main !== undefined && this.main.status === undefined ? this.main : undefined;
+    const collect = (): Pidfd[] => {
+      if (s.killMode === 'process') return [];
+      return sessionMembers(this.#sessions, new Set(main === undefined ? [] : [main.handle.pid]));
+    };
+    let others = collect();
+    if (main === undefined && others.length === 0) return;
+    this.#setState(this.activeState === 'failed' ? 'failed' : 'deactivating', termState);
+    const send = (handle: Pidfd, sig: number): void => {
+      try {
+        handle.signal(sig);
+        if (sig !== 9 && sig !== 18) handle.signal('SIGCONT');
+        if (s.sendSighup && sig === s.killSignal) handle.signal('SIGHUP');
+      } catch (error) {
+        if (!hasCode(error, 'ESRCH')) throw error;
+      }
+    };
+    if (main !== undefined) send(main.handle, signal);
+    // KillMode=mixed: only the main process gets the first signal; the rest are killed outright later.
+    if (s.killMode !== 'mixed') for (const handle of others) send(handle, signal);
+    const everyone = (): Promise<unknown> => Promise.all([main?.exited, ...others.map((h) => h.exited)]);
+    let outcome = await withTimeout(everyone(), s.killMode === 'mixed' && main === undefined ? 0 : s.timeoutStopMs);
+    if (outcome === 'timeout' || s.killMode === 'mixed') {
+      for (const handle of others) handle.close();
+      others = collect();
+      const mainAlive = main !== undefined && main.status === undefined;
+      if (mainAlive || others.length > 0) {
+        if (outcome === 'timeout') {
+          this.#note('warning', `processes still running after TimeoutStopSec=; ${s.sendSigkill ? `sending ${signalName(s.finalKillSignal)}` : 'leaving them (SendSIGKILL=no)'}`);
+          if (this.result === 'success') this.result = 'timeout';
+        }
+        if (s.sendSigkill || s.killMode === 'mixed') {
+          this.#setState(this.activeState === 'failed' ? 'failed' : 'deactivating', killState);
+          if (mainAlive && outcome === 'timeout') send(main.handle, s.finalKillSignal);
+          for (const handle of others) send(handle, s.finalKillSignal);
+          outcome = await withTimeout(everyone(), s.timeoutStopMs);
+          if (outcome === 'timeout') this.#note('error', 'processes survived the final kill signal; giving up on them');
+        }
+      }
+    }
+    for (const handle of others) handle.close();
+  }
+
+  #shouldRestart(): boolean {
+    const s = this.config.service;
+    if (this.result === 'start-limit-hit') return false;
+    const exit = this.lastExit;
+    const code = exit?.code ?? null;
+    const signalNumber = exit?.signal === null || exit?.signal === undefined ? null : signalNumberOf(exit.signal);
+    const inSet = (set: { codes: readonly number[]; signals: readonly number[] }): boolean =>
+      (code !== null && set.codes.includes(code)) || (signalNumber !== null && set.signals.includes(signalNumber));
+    if (exit !== null && inSet(s.restartPreventExitStatus)) return false;
+    if (exit !== null && inSet(s.restartForceExitStatus)) return true;
+    const r = this.result;
+    const clean = r === 'success';
+    const uncleanSignal = r === 'signal' || r === 'core-dump';
+    switch (s.restart) {
+      case 'no':
+        return false;
+      case 'always':
+        return true;
+      case 'on-success':
+        return clean;
+      case 'on-failure':
+        return !clean;
+      case 'on-abnormal':
+        return uncleanSignal || r === 'timeout' || r === 'watchdog';
+      case 'on-abort':
+        return uncleanSignal;
+      case 'on-watchdog':
+        return r === 'watchdog';
+    }
+  }
+
+  #scheduleRestart(): void {
+    const s = this.config.service;
+    let delay = s.restartMs;
+    if (s.restartSteps > 0 && Number.isFinite(s.restartMaxDelayMs) && s.restartMaxDelayMs > s.restartMs) {
+      const step = Math.min(this.restarts, s.restartSteps);
+      delay = s.restartMs * Math.pow(s.restartMaxDelayMs / Math.max(s.restartMs, 1), step / s.restartSteps);
+    }
+    this.#setState('activating', 'auto-restart');
+    this.#note('info', `scheduling restart in ${Math.round(delay)} ms (result '${this.result}')`);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      this.restarts++;
+      void this.#startFlow(true);
+    }, delay);
+  }
+
+  // ----------------------------------------------------------------------------- processes
+
+  #spawnMain(command: ExecCommand): Proc | undefined {
+    const proc = this.#spawn(command, 'main');
+    if (proc === undefined) return undefined;
+    this.#adoptMainProc(proc);
+    return proc;
+  }
+
+  #adoptMain(handle: Pidfd): void {
+    this.#sessions.add(handle.pid);
+    this.#adoptMainProc(this.#track(handle, true));
+  }
+
+  /** Watches a process of this unit until it ends; its exit is recorded before anyone awaiting it runs. */
+  #track(handle: Pidfd, isMain: boolean): Proc {
+    const proc: Proc = { handle, ref: ProcessRef.of(handle), exited: Promise.resolve({ code: null, signal: null, coreDumped: false }) };
+    proc.exited = this.#host.trackChild(handle).then((status) => {
+      proc.status = status;
+      if (isMain || proc === this.main) {
+        this.lastExit = { code: status.code, signal: status.signal };
+        this.#lastMainResult = this.#classify(status);
+      }
+      handle.close();
+      return status;
+    });
+    return proc;
+  }
+
+  #adoptMainProc(proc: Proc): void {
+    const previous = this.main;
+    this.main = proc;
+    if (previous !== undefined && previous !== proc && previous.status === undefined) {
+      // The old main process is no longer watched as main; it is still a member of the sessions.
+      previous.handle.close();
+    }
+    proc.exited.then(() => {
+      if (this.main !== proc) return;
+      this.#onMainExit(proc);
+    }, () => {});
+  }
+
+  #onMainExit(proc: Proc): void {
+    const status = proc.status!;
+    this.#host.drainNotify();
+    this.#note('info', `main process ${proc.handle.pid} ${describe(status)}`);
+    const result = this.#classify(status);
+    if (this.activeState === 'active' || this.activeState === 'reloading') {
+      this.main = undefined;
+      this.#clearRunTimers();
+      if (this.#reloadDone !== undefined) {
+        this.#reloadDone(false);
+        this.#reloadDone = undefined;
+      }
+      if (result === 'success' && this.config.service.remainAfterExit) {
+        this.#setState('active', 'exited');
+        return;
+      }
+      if (this.result === 'success') this.result = result;
+      void this.#stop(true);
+    }
+  }
+
+  #classify(status: ExitStatus): ServiceResult {
+    const s = this.config.service;
+    if (status.code !== null) return status.code === 0 || s.successExitStatus.codes.includes(status.code) ? 'success' : 'exit-code';
+    if (status.signal !== null) {
+      const number = signalNumberOf(status.signal);
+      if (s.successExitStatus.signals.includes(number)) return 'success';
+      if (s.type !== 'oneshot' && CLEAN_SIGNALS.has(status.signal)) return 'success';
+      return status.coreDumped ? 'core-dump' : 'signal';
+    }
+    return 'success';
+  }
+
+  /** Runs one control command to its end; `ok` says whether it counts as success. */
+  async #runControl(command: ExecCommand, kind: ProcessKind, timeoutMs: number): Promise<{ ok: boolean; result: ServiceResult; status?: ExitStatus }> {
+    const proc = this.#spawn(command, kind);
+    if (proc === undefined) return { ok: command.ignoreFailure, result: 'exit-code' };
+    this.control = proc;
+    const status = await withTimeout(proc.exited, timeoutMs, this.#newTimeout(timeoutMs));
+    if (status === 'timeout') {
+      this.#note('warning', `${kind} command ${proc.handle.pid} timed out; killing it`);
+      try {
+        proc.handle.signal(this.config.service.killSignal);
+        const after = await withTimeout(proc.exited, this.config.service.timeoutStopMs);
+        if (after === 'timeout') proc.handle.signal(this.config.service.finalKillSignal);
+      } catch (error) {
+        if (!hasCode(error, 'ESRCH')) throw error;
+      }
+      await proc.exited;
+      if (this.control === proc) this.control = undefined;
+      return { ok: false, result: 'timeout' };
+    }
+    if (this.control === proc) this.control = undefined;
+    const result = this.#classifyControl(status);
+    if (result !== 'success' && !command.ignoreFailure) this.#note('warning', `${kind} command ${proc.handle.pid} ${describe(status)}`);
+    return { ok: result === 'success', result, status };
+  }
+
+  #classifyControl(status: ExitStatus): ServiceResult {
+    if (status.code !== null) return status.code === 0 || this.config.service.successExitStatus.codes.includes(status.code) ? 'success' : 'exit-code';
+    if (status.signal !== null) return status.coreDumped ? 'core-dump' : 'signal';
+    return 'success';
+  }
+
+  #spawn(command: ExecCommand, kind: ProcessKind): Proc | undefined {
+    const s = this.config.service;
+    const isMain = kind === 'main';
+    let account: Account | undefined;
+    let gid: number | undefined;
+    let groups: number[] | undefined;
+    const switchUser = !command.fullPrivileges && !command.noSetuid;
+    const env = this.#host.baseEnvironment();
+    try {
+      if (s.user !== undefined) {
+        account = lookupUser(s.user);
+        env['USER'] = account.name;
+        env['LOGNAME'] = account.name;
+        env['HOME'] = account.home;
+        env['SHELL'] = account.shell;
+        if (switchUser) {
+          gid = s.group !== undefined ? lookupGroup(s.group) : account.gid;
+          groups = [...new Set([...groupsOf(account), ...s.supplementaryGroups.map(lookupGroup)])];
+        }
+      } else if (s.group !== undefined && switchUser) {
+        gid = lookupGroup(s.group);
+      }
+    } catch (error) {
+      this.#note('error', `${(error as Error).message}`);
+      this.lastExit = isMain ? { code: 217, signal: null } : this.lastExit;
+      return undefined;
+    }
+    env['INVOCATION_ID'] = this.invocationId ?? '';
+    const manager = this.#host.managerIdentity();
+    env['MANAGERPID'] = String(manager.pid);
+    if (manager.pidfdId !== undefined) env['MANAGERPIDFDID'] = String(manager.pidfdId);
+    const main = this.main;
+    if (!isMain && kind !== 'condition' && kind !== 'start-pre' && main !== undefined && main.status === undefined) {
+      env['MAINPID'] = String(main.handle.pid);
+      if (main.handle.id !== undefined) env['MAINPIDFDID'] = String(main.handle.id);
+    }
+    const access = this.#notifyAccessOverride ?? s.notifyAccess;
+    const notifyPath = this.#host.notifySocketPath();
+    if (notifyPath !== undefined && ((isMain && access !== 'none') || (!isMain && (access === 'exec' || access === 'all')))) {
+      env['NOTIFY_SOCKET'] = notifyPath;
+    }
+    if (isMain && this.#watchdogMs > 0) env['WATCHDOG_USEC'] = String(Math.round(this.#watchdogMs * 1000));
+    if (kind === 'stop-post' || kind === 'stop') {
+      env['SERVICE_RESULT'] = this.result;
+      if (this.lastExit !== null) {
+        env['EXIT_CODE'] = this.lastExit.code !== null ? 'exited' : 'killed';
+        env['EXIT_STATUS'] = this.lastExit.code !== null ? String(this.lastExit.code) : (this.lastExit.signal ?? '').replace(/^SIG/, '');
+      }
+    }
+    Object.assign(env, s.environment, this.#environmentFiles);
+    for (const name of s.passEnvironment) {
+      const value = process.env[name];
+      if (value !== undefined) env[name] = value;
+    }
+    for (const entry of s.unsetEnvironment) {
+      const eq = entry.indexOf('=');
+      if (eq < 0) delete env[entry];
+      else if (env[entry.slice(0, eq)] === entry.slice(eq + 1)) delete env[entry.slice(0, eq)];
+    }
+
+    const io = this.#host.stdio(this, s, kind);
+    let spawned;
+    try {
+      const cwd = s.workingDirectory.type === 'home' ? (account?.home ?? this.#host.home()) : s.workingDirectory.path;
+      spawned = spawnCommand({
+        command,
+        env,
+        cwd,
+        cwdOptional: s.workingDirectory.missingOk,
+        ...(switchUser && account !== undefined ? { uid: account.uid } : {}),
+        ...(gid !== undefined ? { gid } : {}),
+        ...(groups !== undefined ? { groups } : {}),
+        umask: s.umask,
+        ...(account !== undefined ? { shell: account.shell } : {}),
+        fds: io.fds,
+        rlimits: Object.entries(s.limits).map(([name, limit]) => [RLIMIT_RESOURCES[name]!, limit!.soft === Infinity ? 2n ** 64n - 1n : limit!.soft, limit!.hard === Infinity ? 2n ** 64n - 1n : limit!.hard]),
+        watchdogEnv: isMain && this.#watchdogMs > 0,
+      });
+    } catch (error) {
+      io.abort();
+      const e = error as SpawnError;
+      this.#note('error', `failed to run ${kind} command ${command.argv.join(' ')}: ${e.message}`);
+      if (isMain || !command.ignoreFailure) this.lastExit = { code: e.exitCode ?? 203, signal: null };
+      if (isMain) this.#lastMainResult = 'exit-code';
+      return undefined;
+    } finally {
+      io.afterSpawn();
+    }
+    const handle = spawned.handle;
+    io.attach(handle);
+    if (spawned.unsetVariables.length > 0) this.#note('info', `referenced but unset environment variables: ${spawned.unsetVariables.join(', ')}`);
+    this.#sessions.add(handle.pid);
+    return this.#track(handle, isMain);
+  }
+
+  /** Loaded at each start, as systemd reads EnvironmentFile= just before exec. */
+  #environmentFiles: Record<string, string> = {};
+
+  /** Reads EnvironmentFile= entries; false (with a note) if a required one is missing. */
+  async loadEnvironmentFiles(): Promise<boolean> {
+    const result = await loadEnvironmentFiles(this.config.service.environmentFiles);
+    this.#environmentFiles = result.env;
+    if (result.error !== undefined) {
+      this.#note('error', `EnvironmentFile=${result.error.path}: ${result.error.message}`);
+      return false;
+    }
+    return true;
+  }
+
+  async #mainFromPidFile(path: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + Math.min(timeoutMs, 5000);
+    for (;;) {
+      let text: string | undefined;
+      try {
+        text = readFileSync(path, 'utf8').trim();
+      } catch {
+        text = undefined;
+      }
+      if (text !== undefined && /^\d+$/.test(text)) {
+        try {
+          const handle = this.#host.openPid(Number(text));
+          // A PID file is only trusted for a process of this unit's own sessions.
+          const members = sessionMembers(this.#sessions);
+          const ours = members.some((m) => m.pid === handle.pid && m.id === handle.id);
+          for (const m of members) m.close();
+          if (!ours) {
+            this.#note('error', `PID file ${path} names PID ${text}, which is not a process of this unit; refusing it`);
+            handle.close();
+            return false;
+          }
+          this.#adoptMain(handle);
+          return true;
+        } catch (error) {
+          this.#note('error', `PID file ${path} names PID ${text}: ${(error as Error).message}`);
+          return false;
+        }
+      }
+      if (Date.now() > deadline) {
+        this.#note('error', `PID file ${path} not readable after start`);
+        return false;
+      }
+      await sleep(20);
+    }
+  }
+
+  // ----------------------------------------------------------------------------- timers
+
+  #newTimeout(ms: number): { deadline: number } {
+    this.#timeout = { deadline: Date.now() + ms };
+    return this.#timeout;
+  }
+
+  #armWatchdog(): void {
+    if (this.#watchdogTimer !== undefined) clearTimeout(this.#watchdogTimer);
+    this.#watchdogTimer = undefined;
+    if (this.#watchdogMs <= 0 || !(this.activeState === 'active' || this.activeState === 'reloading')) return;
+    this.#watchdogTimer = setTimeout(() => this.#watchdogExpired(), this.#watchdogMs);
+  }
+
+  #watchdogExpired(): void {
+    this.#watchdogTimer = undefined;
+    if (this.activeState !== 'active' && this.activeState !== 'reloading') return;
+    this.#note('error', 'watchdog timeout; killing the main process');
+    this.result = 'watchdog';
+    if (this.main !== undefined && this.main.status === undefined) {
+      try {
+        this.main.handle.signal(this.config.service.watchdogSignal);
+      } catch (error) {
+        if (!hasCode(error, 'ESRCH')) throw error;
+      }
+    }
+    void this.#stop(false);
+  }
+
+  #clearRunTimers(): void {
+    if (this.#watchdogTimer !== undefined) clearTimeout(this.#watchdogTimer);
+    if (this.#runtimeTimer !== undefined) clearTimeout(this.#runtimeTimer);
+    this.#watchdogTimer = undefined;
+    this.#runtimeTimer = undefined;
+  }
+
+  // ------------------------------------------------------------------------------- state
+
+  #setState(active: ActiveState, sub: SubState): void {
+    if (this.activeState === active && this.subState === sub) return;
+    if (this.activeState !== active) this.stateChangeTimestamp = Date.now();
+    this.activeState = active;
+    this.subState = sub;
+    this.#host.stateChanged(this);
+    const waiters = this.#stateWaiters;
+    this.#stateWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  #isReloading(): boolean {
+    return this.activeState === 'reloading';
+  }
+
+  #note(level: 'info' | 'warning' | 'error', text: string): void {
+    this.#host.note(this, level, text);
+  }
+
+  /** Stops timers so the daemon can exit (processes are left to the caller). */
+  dispose(): void {
+    this.#clearRunTimers();
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
+  }
+}
+
+function describe(status: ExitStatus): string {
+  if (status.code !== null) return `exited with code ${status.code}`;
+  if (status.signal !== null) return `killed by ${status.signal}${status.coreDumped ? ' (core dumped)' : ''}`;
+  return 'ended';
+}
+
+function signalNumberOf(name: string): number {
+  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9, SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+  return table[name] ?? -1;
+}
+
+function monotonicUsec(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
+
+/** The first condition that fails, as text, or undefined when the unit may start. */
+function conditionFailure(conditions: readonly PathCondition[]): string | undefined {
+  const triggers = conditions.filter((c) => c.trigger);
+  const check = (c: PathCondition): boolean => {
+    let holds: boolean;
+    try {
+      switch (c.kind) {
+        case 'PathExists':
+          holds = existsSync(c.path);
+          break;
+        case 'PathIsDirectory':
+          holds = statSync(c.path).isDirectory();
+          break;
+        case 'FileNotEmpty':
+          holds = statSync(c.path).isFile() && statSync(c.path).size > 0;
+          break;
+        case 'DirectoryNotEmpty':
+          holds = readdirSync(c.path).length > 0;
+          break;
+        case 'FileIsExecutable':
+          accessSync(c.path, fsConstants.X_OK);
+          holds = statSync(c.path).isFile();
+          break;
+        case 'PathIsReadWrite':
+          accessSync(c.path, fsConstants.W_OK);
+          holds = true;
+          break;
+        default:
+          holds = existsSync(c.path);
+      }
+    } catch {
+      holds = false;
+    }
+    return c.negate ? !holds : holds;
+  };
+  for (const c of conditions) {
+    if (!c.trigger && !check(c)) return `Condition${c.kind}=${c.negate ? '!' : ''}${c.path}`;
+  }
+  if (triggers.length > 0 && !triggers.some(check)) return `Condition…=|${triggers.map((c) => c.path).join('|')}`;
+  return undefined;
+}

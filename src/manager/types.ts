@@ -1,0 +1,95 @@
+/**
+ * The manager's public vocabulary: unit states and results as systemd names them, the status
+ * snapshot the API and CLI show, and the events a subscriber sees.
+ */
+import type { ProcessIdJson } from '../pidfd/index.js';
+
+/** systemd's ActiveState. */
+export type ActiveState = 'active' | 'reloading' | 'inactive' | 'failed' | 'activating' | 'deactivating';
+
+/** systemd's SubState for services. */
+export type SubState =
+  | 'dead'
+  | 'condition'
+  | 'start-pre'
+  | 'start'
+  | 'start-post'
+  | 'running'
+  | 'exited'
+  | 'reload'
+  | 'reload-signal'
+  | 'reload-notify'
+  | 'stop'
+  | 'stop-sigterm'
+  | 'stop-sigkill'
+  | 'stop-post'
+  | 'final-sigterm'
+  | 'final-sigkill'
+  | 'failed'
+  | 'auto-restart';
+
+/** systemd's service Result. */
+export type ServiceResult =
+  | 'success'
+  | 'exit-code'
+  | 'signal'
+  | 'core-dump'
+  | 'timeout'
+  | 'watchdog'
+  | 'start-limit-hit'
+  | 'resources'
+  | 'protocol';
+
+/** How the last main process ended. */
+export interface LastExit {
+  code: number | null;
+  signal: string | null;
+}
+
+/** What `status --json` and `list --json` show for one unit. */
+export interface UnitStatus {
+  name: string;
+  description: string;
+  loadState: 'loaded' | 'error' | 'not-found';
+  /** Why the unit did not load, one `FILE:LINE: message` per problem. */
+  loadErrors?: string[];
+  activeState: ActiveState;
+  subState: SubState;
+  result: ServiceResult;
+  type: string;
+  mainProcess: ProcessIdJson | null;
+  controlProcess: ProcessIdJson | null;
+  restarts: number;
+  lastExit: LastExit | null;
+  statusText: string | null;
+  invocationId: string | null;
+  /** Wall-clock time of the last change into the current active state, ms since the epoch. */
+  stateChangeTimestamp: number;
+  /** When the unit last entered `active`, ms since the epoch (null if never). */
+  activeEnterTimestamp: number | null;
+  /** File the unit came from, and its drop-ins. */
+  fragmentPath: string | null;
+  dropInPaths: string[];
+  transient: boolean;
+  enabled: 'enabled' | 'disabled' | 'static' | 'transient';
+}
+
+/** One event on the subscription stream. */
+export type ManagerEvent =
+  | { type: 'state'; unit: string; activeState: ActiveState; subState: SubState; result: ServiceResult; mainProcess: ProcessIdJson | null; timestamp: number }
+  | { type: 'log'; unit: string; record: LogRecord }
+  | { type: 'message'; unit: string | null; level: 'info' | 'warning' | 'error'; text: string; timestamp: number };
+
+/** One captured line of a service's output. */
+export interface LogRecord {
+  /** Microseconds since the epoch when the daemon read the line. */
+  time: number;
+  /** Which stream it came from; `manager` for the daemon's own notes about the unit. */
+  stream: 'stdout' | 'stderr' | 'manager';
+  /** The process that was spawned with this pipe (its children inherit it and are attributed to it). */
+  pid: number | null;
+  pidfdId: string | null;
+  /** The invocation the line belongs to. */
+  invocationId: string | null;
+  message: string;
+}
