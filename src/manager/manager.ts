@@ -501,7 +501,13 @@ function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs:
     }
   };
   const stdout = target(service.standardOutput, capture?.stdoutFd);
-  const stderr = service.standardError.type === 'inherit' ? stdout : target(service.standardError, capture?.stderrFd);
+  // StandardError=inherit means "where stdout goes"; into the log it goes through its own pipe, so lines keep their stream.
+  const stderr =
+    service.standardError.type === 'inherit'
+      ? service.standardOutput.type === 'log'
+        ? capture!.stderrFd!
+        : stdout
+      : target(service.standardError, capture?.stderrFd);
   const closeOurs = (): void => {
     capture?.closeWriteEnds();
     for (const fd of opened.splice(0)) closeSync(fd);

@@ -21,7 +21,14 @@ import {
 import type { LogLevel } from '../../src/manager/rate-limited-log.js';
 
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const noPython = have('python3') ? false : 'python3 is not installed';
+
+/** The interpreter itself, resolved once: version-manager shims cost a second per start. */
+function findPython(): string | undefined {
+  const out = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' });
+  return out.status === 0 && out.stdout.trim() !== '' ? out.stdout.trim() : undefined;
+}
+const PYTHON = findPython();
+const noPython = PYTHON !== undefined ? false : 'python3 is not installed';
 const noSystemdNotify = have('systemd-notify') ? false : 'systemd-notify is not installed';
 
 /** What a test sees of one message, captured inside the handler (the fds are closed afterwards). */
@@ -114,7 +121,7 @@ def wait_hup(fd, ms=5000):
 
 /** Runs a Python sender while the event loop keeps running (the server must answer barriers). */
 function python(code: string, socketPath: string): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
-  const child = spawn('python3', ['-c', PY_PRELUDE + code, socketPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(PYTHON!, ['-c', PY_PRELUDE + code, socketPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -127,7 +134,7 @@ function python(code: string, socketPath: string): Promise<{ code: number | null
 
 /** Runs a Python sender to completion with the event loop blocked: nothing is received until drain(). */
 function pythonSync(code: string, socketPath: string): { status: number | null; stdout: string; stderr: string } {
-  const out = spawnSync('python3', ['-c', PY_PRELUDE + code, socketPath], { encoding: 'utf8' });
+  const out = spawnSync(PYTHON!, ['-c', PY_PRELUDE + code, socketPath], { encoding: 'utf8' });
   return { status: out.status, stdout: out.stdout, stderr: out.stderr };
 }
 
@@ -214,7 +221,7 @@ describe('NotifyServer.open', () => {
   it('replaces a stale socket file, refuses a live one and a non-socket', { skip: noPython }, () => {
     const path = join(dir, 'stale-notify');
     // A socket file whose owner is gone.
-    const made = spawnSync('python3', ['-c', 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])', path]);
+    const made = spawnSync(PYTHON!, ['-c', 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])', path]);
     assert.equal(made.status, 0);
     assert.equal(lstatSync(path).isSocket(), true);
     const server = NotifyServer.open({ path, log: () => {} });
@@ -567,7 +574,7 @@ describe('NotifyServer and systemd-notify', { skip: noSystemdNotify }, () => {
       // The event loop is blocked in spawnSync: the shell prints its own pidfd id (computed by
       // Python), systemd-notify sends on the shell's behalf, and both are gone before we read.
       const script =
-        'python3 -c "import os; print(os.fstat(os.pidfd_open(os.getppid())).st_ino)"; ' +
+        `${PYTHON} -c "import os; print(os.fstat(os.pidfd_open(os.getppid())).st_ino)"; ` +
         'systemd-notify --no-block --ready --status=gone; exit $?';
       const out = spawnSync('sh', ['-c', script], { env: { ...process.env, NOTIFY_SOCKET: server.path }, encoding: 'utf8' });
       assert.equal(out.status, 0, out.stderr);

@@ -203,12 +203,11 @@ class StreamReader {
     }
     this.#socket = socket;
     this.ended = new Promise<void>((resolve) => {
-      const finish = (): void => {
+      const flushTail = (): void => {
         if (this.#finished) return;
         this.#finished = true;
         // A last line without a newline counts once the stream ends.
         this.#splitter.end((line) => capture.line(stream, line, nowMicros()));
-        resolve();
       };
       socket.on('data', (chunk: Buffer) => {
         const time = nowMicros();
@@ -222,11 +221,15 @@ class StreamReader {
           });
         }
       });
-      socket.on('end', finish);
-      socket.on('close', finish);
+      socket.on('end', flushTail);
       socket.on('error', (error) => {
         safeLog(sink.log, 'warning', `logs: ${capture.unit}: reading ${stream} failed: ${error.message}`);
-        finish();
+        flushTail();
+      });
+      // 'close' comes last, once the fd is closed (after 'end', an error, or abort()).
+      socket.on('close', () => {
+        flushTail();
+        resolve();
       });
     });
   }

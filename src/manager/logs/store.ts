@@ -376,7 +376,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   }
 
   async #openFile(u: UnitLog): Promise<void> {
-    const handle = await fsp.open(u.path, 'a', 0o640);
+    // a+: appends, and reads the last byte below.
+    const handle = await fsp.open(u.path, 'a+', 0o640);
     try {
       const { size } = await handle.stat();
       u.size = size;
