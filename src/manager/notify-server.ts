@@ -27,7 +27,10 @@ export type NotifyHandler = (message: NotifyMessage) => void;
 export interface NotifyServerOptions {
   /** An absolute path, or `@name` for an abstract socket. This is also the `$NOTIFY_SOCKET` value. */
   path: string;
-  /** Where diagnostics go (default: warnings and errors to stderr). Lines caused by senders are rate-limited. */
+  /**
+   * Where diagnostics go (default: warnings and errors to stderr). Lines are not prefixed (the
+   * daemon adds `notify: `). Lines that senders can provoke are rate-limited.
+   */
   log?: Logger;
   /** The handler; may also be set later through {@link NotifyServer.onMessage}. */
   onMessage?: NotifyHandler;
@@ -99,7 +102,7 @@ export class NotifyServer {
     this.#address = address;
     this.path = address.text;
     this.#log = options.log ?? stderrLogger;
-    this.#limited = new RateLimitedLog(this.#log, 'notify: ', options.logRateLimit);
+    this.#limited = new RateLimitedLog(this.#log, '', options.logRateLimit);
     this.#batch = options.batchSize ?? DEFAULT_BATCH;
     this.onMessage = options.onMessage;
     this.#socketId = socketId;
@@ -227,7 +230,7 @@ export class NotifyServer {
   #onEvent(_readable: boolean, _hangup: boolean, status: number): void {
     if (status < 0) {
       // uv_poll reports an error on the fd itself; polling it again would spin.
-      safeLog(this.#log, 'error', `notify: polling the socket ${this.path} failed (status ${status}); no longer receiving`);
+      safeLog(this.#log, 'error', `polling the socket ${this.path} failed (status ${status}); no longer receiving`);
       this.#watcher?.close();
       this.#watcher = undefined;
       return;
@@ -247,7 +250,7 @@ export class NotifyServer {
           raw = native.receiveMessage(this.#fd, NOTIFY_BUFFER_MAX);
         } catch (error) {
           // Nothing a sender does makes recvmsg fail; this is the system (ENOMEM, ENOBUFS).
-          safeLog(this.#log, 'error', `notify: receiving from ${this.path} failed: ${(error as Error).message}`);
+          safeLog(this.#log, 'error', `receiving from ${this.path} failed: ${(error as Error).message}`);
           break;
         }
         if (raw === null) break;
@@ -266,7 +269,7 @@ export class NotifyServer {
     const reject = (why: string): void => {
       this.#stats.dropped++;
       closeAll(raw);
-      this.#limited.write('warning', `notify: dropped a datagram from ${from}: ${why}`);
+      this.#limited.write('warning', `dropped a datagram from ${from}: ${why}`);
     };
     if (raw.truncated) return reject(`it is larger than ${NOTIFY_BUFFER_MAX} bytes`);
     if (raw.controlTruncated) return reject('its control data was truncated (too many fds sent?)');
@@ -284,27 +287,27 @@ export class NotifyServer {
       return;
     }
     if (parsed.invalidUtf8 > 0) {
-      this.#limited.write('debug', `notify: ignored ${parsed.invalidUtf8} line(s) that are not valid UTF-8 in a message from ${from}`);
+      this.#limited.write('debug', `ignored ${parsed.invalidUtf8} line(s) that are not valid UTF-8 in a message from ${from}`);
     }
 
     const sender = makeSender(raw);
     const message = new NotifyMessage(parsed.assignments, sender, raw.fds);
     const handler = this.onMessage;
     if (handler === undefined) {
-      this.#limited.write('debug', `notify: no handler, ignoring a message from ${from}`);
+      this.#limited.write('debug', `no handler, ignoring a message from ${from}`);
     } else {
       this.#stats.delivered++;
       try {
         handler(message);
       } catch (error) {
         this.#stats.handlerErrors++;
-        this.#limited.write('error', `notify: the handler failed on a message from ${from}: ${(error as Error)?.stack ?? String(error)}`);
+        this.#limited.write('error', `the handler failed on a message from ${from}: ${(error as Error)?.stack ?? String(error)}`);
       }
     }
     const closed = message.release();
     if (closed > 0) {
       this.#stats.fdsClosed += closed;
-      this.#limited.write('warning', `notify: got ${closed} extra fd${closed === 1 ? '' : 's'} with a message from ${from}, closed ${closed === 1 ? 'it' : 'them'}`);
+      this.#limited.write('warning', `got ${closed} extra fd${closed === 1 ? '' : 's'} with a message from ${from}, closed ${closed === 1 ? 'it' : 'them'}`);
     }
   }
 }
@@ -318,10 +321,10 @@ function configure(fd: number, rcvbuf: number, log: Logger): boolean {
       native.setSockOpt(fd, 'SO_PASSPIDFD', 1);
       passPidfd = true;
     } catch (error) {
-      safeLog(log, 'warning', `notify: SO_PASSPIDFD failed (${(error as Error).message}); senders are known by PID only`);
+      safeLog(log, 'warning', `SO_PASSPIDFD failed (${(error as Error).message}); senders are known by PID only`);
     }
   } else {
-    safeLog(log, 'info', 'notify: this kernel has no SO_PASSPIDFD (6.5+); senders are known by PID only, as systemd does on such kernels');
+    safeLog(log, 'info', 'this kernel has no SO_PASSPIDFD (6.5+); senders are known by PID only, as systemd does on such kernels');
   }
   try {
     native.setSockOpt(fd, 'SO_RCVBUFFORCE', rcvbuf);

@@ -27,13 +27,17 @@ export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
   return diagnostics.some((d) => d.severity === 'error');
 }
 
+const MAX_MESSAGE = 1000;
+
 /** Collects diagnostics for one file, so callers need not repeat the file name. */
 export class DiagnosticSink {
   readonly list: Diagnostic[] = [];
 
   constructor(public file: string) {}
 
-  add(severity: Severity, line: number, message: string, key?: string): void {
+  add(severity: Severity, line: number, text: string, key?: string): void {
+    // A pathological value (a megabyte on one line) must not make a megabyte of log.
+    const message = text.length > MAX_MESSAGE ? text.slice(0, MAX_MESSAGE) + '…' : text;
     this.list.push(key === undefined ? { file: this.file, line, severity, message } : { file: this.file, line, severity, key, message });
   }
 

@@ -110,6 +110,7 @@ export {
   listUnits,
   loadServiceUnit,
   resolveUnitFiles,
+  UnitDirectories,
   type LoadOptions,
   type LoadResult,
   type LoadState,

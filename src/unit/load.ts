@@ -295,59 +295,6 @@ async function resolveWith(index: UnitIndex, name: string, options: LoadOptions,
   return { name: current, aliases, ...(fragmentPath !== undefined ? { fragmentPath } : {}), dropInPaths, masked, ...(problem !== undefined ? { problem } : {}) };
 }
 
-/**
- * Finds the files of any unit (not only services): the fragment, following aliases and templates, and
- * the drop-ins that apply, in order. Used by `cat` and by {@link loadServiceUnit}.
- */
-export async function resolveUnitFiles(name: string, options: LoadOptions): Promise<UnitFiles> {
-  if (!isValidUnitName(name, ['plain', 'instance', 'template'])) return { name, aliases: [], dropInPaths: [], masked: false };
-  const index = await UnitIndex.scan(options.unitDirs);
-  const { problem: _problem, ...files } = await resolveWith(index, name, options, options.host ?? hostSpecifierContext());
-  return files;
-}
-
-/**
- * Loads a `.service` unit: finds its fragment (an instance falls back to its template), applies the
- * drop-ins and parses everything with {@link parseServiceUnit}. Never throws; a unit that cannot be
- * used has `config: undefined` and says why in `state` and `diagnostics`.
- */
-export async function loadServiceUnit(name: string, options: LoadOptions): Promise<LoadResult> {
-  const none = (state: LoadState, message: string, file = name, line = 0): LoadResult => ({
-    config: undefined,
-    diagnostics: [{ file, line, severity: 'error', message }],
-    sourcePaths: [],
-    state,
-  });
-  const parts = parseUnitName(name);
-  if (parts === undefined) return none('not-found', `'${name}' is not a valid unit name`);
-  if (parts.type !== 'service') return none('unsupported', `.${parts.type} units are not supported by holdfast; only .service units are`);
-  if (parts.kind === 'template') return none('not-found', `${name} is a template; load an instance of it such as ${parts.prefix}@NAME.service`);
-
-  const host = options.host ?? hostSpecifierContext();
-  let files: UnitFiles & { problem?: string };
-  try {
-    const index = await UnitIndex.scan(options.unitDirs);
-    files = await resolveWith(index, name, options, host);
-  } catch (error) {
-    return none('error', `cannot read the unit directories: ${(error as Error).message}`);
-  }
-  if (files.masked) return { config: undefined, diagnostics: [{ file: files.fragmentPath ?? name, line: 0, severity: 'error', message: `Unit ${files.name} is masked.` }], sourcePaths: [], state: 'masked' };
-  if (files.problem !== undefined) return none('error', files.problem);
-  if (files.fragmentPath === undefined) return none('not-found', `Unit ${name} not found in ${options.unitDirs.length > 0 ? options.unitDirs.join(', ') : 'any unit directory'}.`);
-
-  const sourcePaths = [files.fragmentPath, ...files.dropInPaths];
-  const sources: UnitSource[] = [];
-  for (const p of sourcePaths) {
-    try {
-      sources.push({ file: p, content: await readFile(p) });
-    } catch (error) {
-      return { ...none('error', `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`, p), sourcePaths };
-    }
-  }
-  const r = parseServiceUnit(sources, { unitName: files.name, aliases: files.aliases, host });
-  return { config: r.config, diagnostics: r.diagnostics, sourcePaths, state: r.config !== undefined ? 'loaded' : 'bad-setting' };
-}
-
 /** What kind of entry a unit directory holds under a name. */
 export type UnitListKind = 'service' | 'template' | 'alias' | 'masked' | 'unsupported' | 'bad';
 
@@ -362,26 +309,117 @@ export interface UnitListEntry {
 }
 
 /**
- * Lists every name in the unit directories, the highest-priority entry per name: services, templates
- * (loadable only with an instance), aliases (symlinks and `Alias=`), masks, and units of other types
- * (reported as unsupported). Sorted by name.
+ * One scan of the unit directories, for loading many units at once (a daemon start or reload) without
+ * reading the directories again for each. Take a new one after the directories change.
  */
+export class UnitDirectories {
+  private constructor(
+    private readonly index: UnitIndex,
+    private readonly options: LoadOptions,
+    private readonly host: HostContext,
+  ) {}
+
+  /** Scans `options.unitDirs` (missing directories are skipped). */
+  static async open(options: LoadOptions): Promise<UnitDirectories> {
+    return new UnitDirectories(await UnitIndex.scan(options.unitDirs), options, options.host ?? hostSpecifierContext());
+  }
+
+  /**
+   * Finds the files of any unit (not only services): the fragment, following aliases and templates,
+   * and the drop-ins that apply, in order. Used by `cat`.
+   */
+  async resolve(name: string): Promise<UnitFiles> {
+    if (!isValidUnitName(name)) return { name, aliases: [], dropInPaths: [], masked: false };
+    const { problem: _problem, ...files } = await resolveWith(this.index, name, this.options, this.host);
+    return files;
+  }
+
+  /**
+   * Loads a `.service` unit: finds its fragment (an instance falls back to its template), applies the
+   * drop-ins and parses everything with {@link parseServiceUnit}. Never throws; a unit that cannot be
+   * used has `config: undefined` and says why in `state` and `diagnostics`.
+   */
+  async load(name: string): Promise<LoadResult> {
+    try {
+      return await this.loadUnchecked(name);
+    } catch (error) {
+      // Not expected; a manager must survive any unit file, so a bug here fails only this unit.
+      return { config: undefined, diagnostics: [{ file: name, line: 0, severity: 'error', message: `internal error while loading: ${(error as Error).message}` }], sourcePaths: [], state: 'error' };
+    }
+  }
+
+  private async loadUnchecked(name: string): Promise<LoadResult> {
+    const none = (state: LoadState, message: string, file = name, line = 0): LoadResult => ({
+      config: undefined,
+      diagnostics: [{ file, line, severity: 'error', message }],
+      sourcePaths: [],
+      state,
+    });
+    const parts = parseUnitName(name);
+    if (parts === undefined) return none('not-found', `'${name}' is not a valid unit name`);
+    if (parts.type !== 'service') return none('unsupported', `.${parts.type} units are not supported by holdfast; only .service units are`);
+    if (parts.kind === 'template') return none('not-found', `${name} is a template; load an instance of it such as ${parts.prefix}@NAME.service`);
+
+    const files = await resolveWith(this.index, name, this.options, this.host);
+    if (files.masked) return { ...none('masked', `Unit ${files.name} is masked.`, files.fragmentPath ?? name) };
+    if (files.problem !== undefined) return none('error', files.problem);
+    const dirs = this.options.unitDirs;
+    if (files.fragmentPath === undefined) return none('not-found', `Unit ${name} not found in ${dirs.length > 0 ? dirs.join(', ') : 'any unit directory'}.`);
+
+    const sourcePaths = [files.fragmentPath, ...files.dropInPaths];
+    const sources: UnitSource[] = [];
+    for (const p of sourcePaths) {
+      try {
+        sources.push({ file: p, content: await readFile(p) });
+      } catch (error) {
+        return { ...none('error', `cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`, p), sourcePaths };
+      }
+    }
+    const r = parseServiceUnit(sources, { unitName: files.name, aliases: files.aliases, host: this.host });
+    return { config: r.config, diagnostics: r.diagnostics, sourcePaths, state: r.config !== undefined ? 'loaded' : 'bad-setting' };
+  }
+
+  /**
+   * Every name in the unit directories, the highest-priority entry per name: services, templates
+   * (loadable only with an instance), aliases (symlinks and `Alias=`), masks, and units of other types
+   * (reported as unsupported). Sorted by name.
+   */
+  async list(): Promise<UnitListEntry[]> {
+    const index = this.index;
+    const out: UnitListEntry[] = [];
+    for (const entry of index.entries.values()) {
+      const parts = parseUnitName(entry.name)!;
+      const info = await index.inspect(entry);
+      if (parts.type !== 'service') out.push({ name: entry.name, kind: 'unsupported', path: entry.path });
+      else if (info.kind === 'alias') out.push({ name: entry.name, kind: 'alias', path: entry.path, target: info.target });
+      else if (info.kind === 'masked') out.push({ name: entry.name, kind: 'masked', path: entry.path });
+      else if (info.kind === 'bad') out.push({ name: entry.name, kind: 'bad', path: entry.path });
+      else out.push({ name: entry.name, kind: parts.kind === 'template' ? 'template' : 'service', path: entry.path });
+    }
+    if (this.options.installAliases !== false) {
+      for (const [alias, target] of await index.installAliasMap(this.host)) out.push({ name: alias, kind: 'alias', target });
+    }
+    return out.sort((a, b) => compareBytes(a.name, b.name));
+  }
+}
+
+/** {@link UnitDirectories.resolve} after a fresh scan. */
+export async function resolveUnitFiles(name: string, options: LoadOptions): Promise<UnitFiles> {
+  return (await UnitDirectories.open(options)).resolve(name);
+}
+
+/** {@link UnitDirectories.load} after a fresh scan: loads one `.service` unit. Never throws. */
+export async function loadServiceUnit(name: string, options: LoadOptions): Promise<LoadResult> {
+  try {
+    return await (await UnitDirectories.open(options)).load(name);
+  } catch (error) {
+    return { config: undefined, diagnostics: [{ file: name, line: 0, severity: 'error', message: `cannot read the unit directories: ${(error as Error).message}` }], sourcePaths: [], state: 'error' };
+  }
+}
+
+/** {@link UnitDirectories.list} after a fresh scan. */
 export async function listUnits(unitDirs: readonly string[], options: { host?: HostContext; installAliases?: boolean } = {}): Promise<UnitListEntry[]> {
-  const index = await UnitIndex.scan(unitDirs);
-  const out: UnitListEntry[] = [];
-  for (const entry of index.entries.values()) {
-    const parts = parseUnitName(entry.name)!;
-    const info = await index.inspect(entry);
-    if (parts.type !== 'service') out.push({ name: entry.name, kind: 'unsupported', path: entry.path });
-    else if (info.kind === 'alias') out.push({ name: entry.name, kind: 'alias', path: entry.path, target: info.target });
-    else if (info.kind === 'masked') out.push({ name: entry.name, kind: 'masked', path: entry.path });
-    else if (info.kind === 'bad') out.push({ name: entry.name, kind: 'bad', path: entry.path });
-    else out.push({ name: entry.name, kind: parts.kind === 'template' ? 'template' : 'service', path: entry.path });
-  }
-  if (options.installAliases !== false) {
-    for (const [alias, target] of await index.installAliasMap(options.host ?? hostSpecifierContext())) out.push({ name: alias, kind: 'alias', target });
-  }
-  return out.sort((a, b) => compareBytes(a.name, b.name));
+  return (await UnitDirectories.open({ unitDirs, ...options })).list();
 }
 
 /**

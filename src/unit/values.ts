@@ -67,7 +67,9 @@ export function parseTimeSpanUsec(text: string, defaultUnitUsec: bigint = USEC_P
     if (text[e] === '+' && isDigit(text[e + 1])) e++;
     const digitsStart = e;
     while (isDigit(text[e])) e++;
-    const l = e > digitsStart ? BigInt(text.slice(digitsStart, e)) : 0n;
+    const intDigits = text.slice(digitsStart, e).replace(/^0+(?=.)/, '');
+    if (intDigits.length > 20) return fail('time span too large');
+    const l = e > digitsStart ? BigInt(intDigits) : 0n;
     if (e === digitsStart) e = p;
     const hasFraction = text[e] === '.';
     if (hasFraction) {
@@ -100,6 +102,7 @@ export function parseTimeSpanUsec(text: string, defaultUnitUsec: bigint = USEC_P
       let m = multiplier / 10n;
       let b = e + 1;
       for (; isDigit(text[b]); b++, m /= 10n) {
+        if (m === 0n) continue;
         const add = BigInt(text.charCodeAt(b) - 48) * m;
         if (add >= U64_MAX - usec) return fail('time span too large');
         usec += add;
@@ -175,6 +178,9 @@ export function parseUnsigned(text: string, max: bigint = 0xffffffffn): ValueRes
   }
   const valid = { 2: /^[01]+$/, 8: /^[0-7]+$/, 10: /^[0-9]+$/, 16: /^[0-9a-fA-F]+$/ }[base as 2 | 8 | 10 | 16];
   if (!valid.test(digits)) return fail(`'${text}' is not an unsigned integer`);
+  digits = digits.replace(/^0+(?=.)/, '');
+  // No 64-bit value needs more than 64 digits in any base; refusing early keeps huge inputs cheap.
+  if (digits.length > 64) return fail(`'${text.slice(0, 40)}…' is out of range`);
   let v = 0n;
   for (const d of digits) v = v * BigInt(base) + BigInt(parseInt(d, 16));
   if (v > max) return fail(`'${text}' is out of range`);
@@ -292,13 +298,15 @@ export function parseSizeBig(text: string, base: 1024 | 1000 = 1024): ValueResul
     const ds = e;
     while (isDigit(text[e])) e++;
     if (e === ds) return fail(`'${text}' is not a size`);
-    const whole = BigInt(text.slice(ds, e));
+    const wholeDigits = text.slice(ds, e).replace(/^0+(?=.)/, '');
+    if (wholeDigits.length > 20) return fail('size too large');
+    const whole = BigInt(wholeDigits);
     let fracDigits = '';
     if (text[e] === '.') {
       e++;
       const fs = e;
       while (isDigit(text[e])) e++;
-      fracDigits = text.slice(fs, e);
+      fracDigits = text.slice(fs, Math.min(e, fs + 20)); // beyond 20 digits nothing changes a 64-bit result
     }
     while (isWs(text[e])) e++;
     let i = start;

@@ -309,6 +309,7 @@ describe('VarlinkServer.close', () => {
     const { server, observed } = makeTestServer();
     const path = join(dir.dir, 's');
     await server.listen({ path });
+    t.after(() => server.close({ graceMs: 0 }));
     const streamer = await VarlinkClient.connect(path);
     const holder = await VarlinkClient.connect(path);
     const idle = await VarlinkClient.connect(path);
@@ -344,6 +345,7 @@ describe('VarlinkServer.close', () => {
     });
     const path = join(dir.dir, 's');
     await server.listen({ path });
+    t.after(() => server.close({ graceMs: 0 }));
     const client = await VarlinkClient.connect(path);
     const call = client.call('org.example.stuck.Stuck').catch((err: unknown) => err);
     await waitFor(() => server.connectionCount === 1, 'the connection');

@@ -18,6 +18,7 @@ describe('socket file', () => {
     const path = join(dir.dir, 'a', 'b', 'io.example');
     const { server } = makeTestServer();
     await server.listen({ path });
+    t.after(() => server.close());
     const st = statSync(path);
     assert.equal(st.isSocket(), true);
     assert.equal(st.mode & 0o777, 0o600);

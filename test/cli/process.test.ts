@@ -3,7 +3,10 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { bootId, Pidfd } from '../../src/index.js';
 import { holdfast } from '../helpers/cli.js';
-import { childExit, grandchild, pythonPidfdId, sleeper } from '../helpers/processes.js';
+import { childExit, grandchild, pythonPidfdId, sleeper, untilHoldsPidfd } from '../helpers/processes.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('holdfast process', () => {
   it('show prints the ProcessId JSON with the kernel\'s view', async () => {
@@ -61,18 +64,22 @@ describe('holdfast process', () => {
   });
 
   it('wait reports how a process that is not its child ended, as JSON', async () => {
-    const { pid, parent } = await grandchild('sleep 0.3; exit 9');
-    const { code, stdout } = await holdfast(['process', 'wait', String(pid), '--json']);
+    const gate = join(mkdtempSync(join(tmpdir(), 'holdfast-wait-')), 'go');
+    const { pid, parent } = await grandchild(`while [ ! -e ${gate} ]; do sleep 0.02; done; exit 9`);
+    const waiting = holdfast(['process', 'wait', String(pid), '--json']);
+    await untilHoldsPidfd(waiting.child.pid!, pid);
+    writeFileSync(gate, '');
+    const { code, stdout } = await waiting;
     assert.equal(code, 0);
     assert.deepEqual(JSON.parse(stdout), { code: 9, signal: null, coreDumped: false });
     await childExit(parent);
 
     const victim = spawn('sleep', ['600'], { stdio: 'ignore' });
     using handle = Pidfd.fromChild(victim);
-    const waiting = holdfast(['process', 'wait', String(victim.pid)]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const waitingHuman = holdfast(['process', 'wait', String(victim.pid)]);
+    await untilHoldsPidfd(waitingHuman.child.pid!, victim.pid!);
     handle.signal('SIGINT');
-    const human = await waiting;
+    const human = await waitingHuman;
     assert.equal(human.code, 0);
     assert.equal(human.stdout.trim(), `process ${victim.pid} killed by SIGINT`);
     await childExit(victim);

@@ -38,3 +38,19 @@ export function pythonPidfdId(pid: number): bigint {
   if (out.status !== 0) throw new Error(`python3 failed: ${out.stderr}`);
   return BigInt(out.stdout.trim());
 }
+
+/** Resolves once process `holder` has a pidfd open on `target` (read from its /proc fdinfo). */
+export async function untilHoldsPidfd(holder: number, target: number, tries = 400): Promise<void> {
+  const { readdirSync: list, readFileSync: read } = await import('node:fs');
+  for (let i = 0; i < tries; i++) {
+    try {
+      for (const fd of list(`/proc/${holder}/fdinfo`)) {
+        if (new RegExp(`^Pid:\\s*${target}$`, 'm').test(read(`/proc/${holder}/fdinfo/${fd}`, 'utf8'))) return;
+      }
+    } catch {
+      // The holder may still be starting, or an fd closed while we read.
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`process ${holder} never opened a pidfd on ${target}`);
+}

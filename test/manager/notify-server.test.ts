@@ -432,8 +432,8 @@ send(b'X_FLOOD_DONE=1')
     } finally {
       server.close(); // reports what is still suppressed
     }
-    const dropLines = inbox.logLines(/^notify: dropped a datagram/);
-    const summaries = inbox.logLines(/^notify: suppressed \d+ more/);
+    const dropLines = inbox.logLines(/^dropped a datagram/);
+    const summaries = inbox.logLines(/^suppressed \d+ more/);
     const suppressed = summaries.reduce((sum, line) => sum + Number(/suppressed (\d+)/.exec(line)![1]), 0);
     // Every dropped datagram is either logged or counted in a summary, and the lines are few.
     assert.equal(dropLines.length + suppressed, 10000);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { defaultUnitDirs, dropInDirNames, formatDiagnostic, listUnits, loadServiceUnit, resolveUnitFiles, type LoadResult } from '../../src/unit/index.js';
+import { defaultUnitDirs, dropInDirNames, formatDiagnostic, listUnits, loadServiceUnit, resolveUnitFiles, UnitDirectories, type LoadResult } from '../../src/unit/index.js';
 import { HOST, tempDir, writeTree, type TreeEntry } from './fixtures.js';
 
 /** Three unit directories, lowest priority first, like /usr/lib, /run and /etc. */
@@ -243,6 +243,19 @@ describe('resolveUnitFiles and listUnits', () => {
       { name: 'web.service', kind: 'service', path: p('lib/web.service') },
       { name: 'web.timer', kind: 'unsupported', path: p('lib/web.timer') },
       { name: 'www.service', kind: 'alias', path: p('etc/www.service'), target: 'web.service' },
+    ]);
+  });
+
+  it('loads many units from one scan', async (t) => {
+    const { dirs, p } = setup(t, { 'lib/a.service': SIMPLE, 'etc/b.service': SIMPLE, 'lib/c@.service': SIMPLE });
+    const units = await UnitDirectories.open({ unitDirs: dirs, host: HOST });
+    const names = (await units.list()).map((e) => e.name);
+    assert.deepEqual(names, ['a.service', 'b.service', 'c@.service']);
+    const loaded = await Promise.all(['a.service', 'b.service', 'c@1.service'].map((n) => units.load(n)));
+    assert.deepEqual(loaded.map((r) => [r.state, r.config?.fragmentPath]), [
+      ['loaded', p('lib/a.service')],
+      ['loaded', p('etc/b.service')],
+      ['loaded', p('lib/c@.service')],
     ]);
   });
 
