@@ -44,6 +44,7 @@ export {
   type NotifyFields,
   type NotifyMessage,
   type NotifyOptions,
+  type NotifyHelperOptions,
   type NotifyResult,
   type NotifyAddress,
 } from './notify.js';

@@ -188,10 +188,11 @@ function usecFromMs(what: string, ms: number): bigint {
   return BigInt(Math.round(ms * 1000));
 }
 
-type HelperOptions = Omit<NotifyOptions, 'fds'>;
+/** Options of the typed helpers: those of {@link notify} except `fds`, which the helpers decide. */
+export type NotifyHelperOptions = Omit<NotifyOptions, 'fds'>;
 
 /** `READY=1` (and `STATUS=` if given): start-up, or a reload, is complete. */
-export function ready(status?: string, options: HelperOptions = {}): NotifyResult {
+export function ready(status?: string, options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ READY: 1, STATUS: status }, options);
 }
 
@@ -199,17 +200,17 @@ export function ready(status?: string, options: HelperOptions = {}): NotifyResul
  * `RELOADING=1` with `MONOTONIC_USEC=` (now, CLOCK_MONOTONIC µs): a reload has begun; send
  * {@link ready} when it is done. `Type=notify-reload` needs the timestamp to accept the reload.
  */
-export function reloading(status?: string, options: HelperOptions = {}): NotifyResult {
+export function reloading(status?: string, options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec(), STATUS: status }, options);
 }
 
 /** `STOPPING=1` (and `STATUS=` if given): the service is shutting down. */
-export function stopping(status?: string, options: HelperOptions = {}): NotifyResult {
+export function stopping(status?: string, options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ STOPPING: 1, STATUS: status }, options);
 }
 
 /** `STATUS=text`: one line of free-form status shown by the manager; an empty string clears it. */
-export function status(text: string, options: HelperOptions = {}): NotifyResult {
+export function status(text: string, options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ STATUS: text }, options);
 }
 
@@ -217,7 +218,7 @@ export function status(text: string, options: HelperOptions = {}): NotifyResult 
  * `ERRNO=n`: why the service failed, as an errno number or name (`'ENOENT'`); names are sent as
  * their number, which every manager version understands.
  */
-export function errno(error: number | string, options: HelperOptions = {}): NotifyResult {
+export function errno(error: number | string, options: NotifyHelperOptions = {}): NotifyResult {
   let value: number;
   if (typeof error === 'string') {
     const named = (constants.errno as Record<string, number | undefined>)[error];
@@ -234,31 +235,31 @@ export function errno(error: number | string, options: HelperOptions = {}): Noti
  * holdfast) uses in preference, so the PID cannot be recycled in transit. Given a PID, it is opened
  * first and the handle closed afterwards.
  */
-export function mainPid(process_: Pidfd | number, options: HelperOptions = {}): NotifyResult {
-  if (typeof process_ === 'number') {
-    const handle = PidfdClass.open(process_);
+export function mainPid(target: Pidfd | number, options: NotifyHelperOptions = {}): NotifyResult {
+  if (typeof target === 'number') {
+    const handle = PidfdClass.open(target);
     try {
       return mainPid(handle, options);
     } finally {
       handle.close();
     }
   }
-  const fields: Record<string, NotifyValue | undefined> = { MAINPID: process_.pid, MAINPIDFDID: process_.id, MAINPIDFD: 1 };
-  return notify(fields, { ...options, fds: [process_.fd] });
+  const fields: Record<string, NotifyValue | undefined> = { MAINPID: target.pid, MAINPIDFDID: target.id, MAINPIDFD: 1 };
+  return notify(fields, { ...options, fds: [target.fd] });
 }
 
 /** `WATCHDOG=1`: the keep-alive ping. See `startWatchdog()` for pinging on a timer. */
-export function watchdog(options: HelperOptions = {}): NotifyResult {
+export function watchdog(options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ WATCHDOG: 1 }, options);
 }
 
 /** `WATCHDOG=trigger`: ask the manager to act as if the watchdog had expired, now. */
-export function watchdogTrigger(options: HelperOptions = {}): NotifyResult {
+export function watchdogTrigger(options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ WATCHDOG: 'trigger' }, options);
 }
 
 /** `WATCHDOG_USEC=`: change the watchdog timeout for this run (and reset it). */
-export function watchdogTimeout(ms: number, options: HelperOptions = {}): NotifyResult {
+export function watchdogTimeout(ms: number, options: NotifyHelperOptions = {}): NotifyResult {
   const usec = usecFromMs('watchdogTimeout', ms);
   if (usec === 0n) throw errnoError('EINVAL', 'watchdogTimeout: the timeout must be positive');
   return notify({ WATCHDOG_USEC: usec }, options);
@@ -268,17 +269,17 @@ export function watchdogTimeout(ms: number, options: HelperOptions = {}): Notify
  * `EXTEND_TIMEOUT_USEC=`: ask for `ms` more before the current start/stop/runtime timeout fires
  * (counted from now). Keep sending it while the slow work lasts.
  */
-export function extendTimeout(ms: number, options: HelperOptions = {}): NotifyResult {
+export function extendTimeout(ms: number, options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ EXTEND_TIMEOUT_USEC: usecFromMs('extendTimeout', ms) }, options);
 }
 
 /** `RESTART_RESET=1`: reset the restart counter (and so the `RestartSteps=` back-off). */
-export function restartReset(options: HelperOptions = {}): NotifyResult {
+export function restartReset(options: NotifyHelperOptions = {}): NotifyResult {
   return notify({ RESTART_RESET: 1 }, options);
 }
 
 /** `NOTIFYACCESS=`: change who may send notifications for the service until its next start. */
-export function notifyAccess(mode: 'none' | 'main' | 'exec' | 'all', options: HelperOptions = {}): NotifyResult {
+export function notifyAccess(mode: 'none' | 'main' | 'exec' | 'all', options: NotifyHelperOptions = {}): NotifyResult {
   if (!['none', 'main', 'exec', 'all'].includes(mode)) throw errnoError('EINVAL', `notifyAccess: not an access mode: ${JSON.stringify(mode)}`);
   return notify({ NOTIFYACCESS: mode }, options);
 }
@@ -296,7 +297,7 @@ export function checkFdName(name: string): void {
  * `$LISTEN_FDS` on the next start). With `poll: false`, adds `FDPOLL=0` so the manager does not drop
  * them on `EPOLLHUP`. The fds stay open here too.
  */
-export function fdStore(name: string, fds: number | readonly number[], options: HelperOptions & { poll?: boolean } = {}): NotifyResult {
+export function fdStore(name: string, fds: number | readonly number[], options: NotifyHelperOptions & { poll?: boolean } = {}): NotifyResult {
   checkFdName(name);
   const list = typeof fds === 'number' ? [fds] : fds;
   if (list.length === 0) throw errnoError('EINVAL', 'fdStore: no file descriptors given');
@@ -305,7 +306,7 @@ export function fdStore(name: string, fds: number | readonly number[], options: 
 }
 
 /** `FDSTOREREMOVE=1` + `FDNAME=name`: the manager closes the fds it keeps under that name. */
-export function fdStoreRemove(name: string, options: HelperOptions = {}): NotifyResult {
+export function fdStoreRemove(name: string, options: NotifyHelperOptions = {}): NotifyResult {
   checkFdName(name);
   return notify({ FDSTOREREMOVE: 1, FDNAME: name }, options);
 }

@@ -4,7 +4,7 @@
  * time (executable lookup, `$VAR` expansion, environment files).
  */
 
-export { formatDiagnostic, hasErrors, type Diagnostic, type Severity } from './diagnostics.js';
+export { DiagnosticSink, formatDiagnostic, hasErrors, type Diagnostic, type Severity } from './diagnostics.js';
 export { lexUnitFile, splitLines, LONG_LINE_MAX, type Assignment, type LexOptions, type SectionHeader, type UnitFileSyntax } from './lexer.js';
 export { splitWords, WordReader, strip, WHITESPACE, type ExtractError, type ExtractOptions, type ExtractResult } from './words.js';
 export {

@@ -235,9 +235,11 @@ async function resolveWith(index: UnitIndex, name: string, options: LoadOptions,
   let masked = false;
   let problem: string | undefined;
 
+  let skipExact = false;
   for (let hop = 0; hop < 16; hop++) {
     const parts = parseUnitName(current)!;
-    let entry = index.entries.get(current);
+    let entry = skipExact ? undefined : index.entries.get(current);
+    skipExact = false;
     if (entry === undefined && parts.kind === 'instance') entry = index.entries.get(templateOf(current)!);
     if (entry === undefined) {
       if (options.installAliases === false) break;
@@ -256,9 +258,14 @@ async function resolveWith(index: UnitIndex, name: string, options: LoadOptions,
     if (info.kind === 'alias') {
       const t = parseUnitName(info.target)!;
       const next = t.kind === 'template' && parts.kind === 'instance' ? instantiate(info.target, parts.instance!) : info.target;
-      if (next === undefined || next === current) {
+      if (next === undefined) {
         problem = `${entry.path}: cannot follow alias to ${info.target}`;
         break;
+      }
+      if (next === current) {
+        // foo@bar.service linked to foo@.service: the instance of its own template.
+        skipExact = true;
+        continue;
       }
       aliases.push(current);
       current = next;

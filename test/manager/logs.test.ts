@@ -314,6 +314,39 @@ describe('LogStore', () => {
     }
   });
 
+  it('tail() hands over from stored to live records without a gap or a duplicate', async () => {
+    const store = await LogStore.open({ directory: freshDir(), maxFileBytes: 1 << 30 });
+    const flag = join(dir, `tail-release-${process.pid}`);
+    try {
+      const capture = store.capture('tail.service', { stderr: false });
+      const script = `seq 1 25000; while [ ! -e '${flag}' ]; do sleep 0.02; done; seq 25001 50000`;
+      const { child, pidfd } = spawnInto(capture, 'sh', ['-c', script]);
+      const deadline = Date.now() + 10_000;
+      while ((await store.read('tail.service', { lines: 1 }))[0]?.message !== '25000') {
+        if (Date.now() > deadline) assert.fail('the first half never arrived');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const live: string[] = [];
+      const { records, stop } = await store.tail('tail.service', {}, (r) => live.push(r.message));
+      writeFileSync(flag, '');
+      await capture.done;
+      await exited(child);
+      pidfd.close();
+      stop();
+      store.append('tail.service', { message: 'after stop' });
+      assert.equal(records.length, 25000);
+      assert.equal(live.length, 25000);
+      const all = records.map((r) => r.message).concat(live);
+      for (let i = 0; i < all.length; i++) if (all[i] !== String(i + 1)) assert.fail(`position ${i} is ${all[i]}`);
+      const last = await store.tail('tail.service', { lines: 2 }, () => {});
+      assert.deepEqual(last.records.map((r) => r.message), ['50000', 'after stop']);
+      last.stop();
+    } finally {
+      rmSync(flag, { force: true });
+      await store.close();
+    }
+  });
+
   it('append() defaults to a manager record from this process', async () => {
     const store = await LogStore.open({ directory: freshDir() });
     try {

@@ -6,9 +6,10 @@ import { native } from '../../src/native.js';
 import { ownPidfdId } from '../../src/service/index.js';
 import { PythonReceiver, pythonUnavailable, type Datagram } from './helpers/receiver.js';
 import { cleanEnv, here, repoRoot, run } from './helpers/util.js';
-import { readSync } from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 
 const noPython = pythonUnavailable();
+const isRoot = process.getuid?.() === 0;
 const systemdNotify = spawnSync('systemd-notify', ['--version'], { encoding: 'utf8' });
 const noSystemdNotify = systemdNotify.error === undefined ? undefined : `systemd-notify is not installed: ${systemdNotify.error.message}`;
 
@@ -29,11 +30,12 @@ function systemdNotifyRun(args: string[], env: NodeJS.ProcessEnv): ReturnType<ty
 
 describe('holdfast notify on the wire, next to systemd-notify', { skip: noPython }, () => {
   let receiver: PythonReceiver;
+  let abstract: PythonReceiver;
   before(async () => {
-    receiver = await PythonReceiver.start('path', 'manager');
+    [receiver, abstract] = await Promise.all([PythonReceiver.start('path', 'manager'), PythonReceiver.start('abstract', 'manager')]);
   });
   after(async () => {
-    await receiver?.close();
+    await Promise.all([receiver?.close(), abstract?.close()]);
   });
   const env = (): NodeJS.ProcessEnv => cleanEnv({ NOTIFY_SOCKET: receiver.address });
 
@@ -133,16 +135,13 @@ describe('holdfast notify on the wire, next to systemd-notify', { skip: noPython
     assert.equal(named!.pid, process.pid);
   });
 
-  it('works with an abstract socket too', async () => {
-    const abstract = await PythonReceiver.start('abstract', 'manager');
-    try {
-      const ours = await holdfastNotify(['--stopping', '--status=bye'], cleanEnv({ NOTIFY_SOCKET: abstract.address }));
-      assert.equal(ours.code, 0, ours.stderr);
-      assert.equal((await abstract.next()).text, 'STOPPING=1\nSTATUS=bye');
-      assert.equal((await abstract.next()).text, 'BARRIER=1');
-    } finally {
-      await abstract.close();
-    }
+  it('works with an abstract socket too, and --uid= claims a user', async () => {
+    const ours = await holdfastNotify(['--stopping', '--status=bye', ...(isRoot ? ['--uid=65534'] : [])], cleanEnv({ NOTIFY_SOCKET: abstract.address }));
+    assert.equal(ours.code, 0, ours.stderr);
+    const message = await abstract.next();
+    assert.equal(message.text, 'STOPPING=1\nSTATUS=bye');
+    if (isRoot) assert.equal(message.uid, 65534, '--uid= claims that user in the credentials');
+    assert.equal((await abstract.next()).text, 'BARRIER=1');
   });
 
   it('refuses a value with a newline instead of sending two assignments', async () => {
@@ -162,21 +161,15 @@ describe('holdfast notify exit codes match systemd-notify', () => {
     ['a socket that does not exist', ['--ready'], cleanEnv({ NOTIFY_SOCKET: '/nonexistent/notify' })],
     ['an empty $NOTIFY_SOCKET', ['--ready'], cleanEnv({ NOTIFY_SOCKET: '' })],
   ];
-  for (const [what, args, env] of cases) {
-    it(what, async (t) => {
-      const ours = await holdfastNotify(args, env);
-      if (noSystemdNotify !== undefined) {
-        assert.notEqual(ours.code, null);
-        return t.skip(noSystemdNotify);
-      }
-      const theirs = await systemdNotifyRun(args, env);
-      assert.equal(ours.code, theirs.code, `holdfast: ${ours.stderr}; systemd-notify: ${theirs.stderr}`);
+  it('in every case (run side by side)', async (t) => {
+    const ours = await Promise.all(cases.map(([, args, env]) => holdfastNotify(args, env)));
+    assert.equal(ours[0]!.stderr, 'holdfast notify: No status data could be sent: $NOTIFY_SOCKET was not set\n');
+    const booted = existsSync('/run/systemd/system') ? 0 : 1;
+    assert.deepEqual(ours.map((result) => result.code), [1, 1, 1, booted, 1, 1, 1]);
+    if (noSystemdNotify !== undefined) return t.skip(noSystemdNotify);
+    const theirs = await Promise.all(cases.map(([, args, env]) => systemdNotifyRun(args, env)));
+    cases.forEach(([what], i) => {
+      assert.equal(ours[i]!.code, theirs[i]!.code, `${what}: holdfast: ${ours[i]!.stderr}; systemd-notify: ${theirs[i]!.stderr}`);
     });
-  }
-
-  it('says why nothing was sent without $NOTIFY_SOCKET', async () => {
-    const ours = await holdfastNotify(['--ready'], cleanEnv());
-    assert.equal(ours.code, 1);
-    assert.equal(ours.stderr, 'holdfast notify: No status data could be sent: $NOTIFY_SOCKET was not set\n');
   });
 });

@@ -45,16 +45,18 @@ function withNotifySocket<T>(address: string | undefined, fn: () => T): T {
   }
 }
 
+/** A path socket whose receiver closes barrier fds at once (as a manager), and an abstract one that holds every fd. */
+let path: PythonReceiver;
+let abstract: PythonReceiver;
+before(async () => {
+  if (noPython === undefined) [path, abstract] = await Promise.all([PythonReceiver.start('path', 'manager'), PythonReceiver.start('abstract', 'hold')]);
+});
+after(async () => {
+  closeNotifySocket();
+  await Promise.all([path?.close(), abstract?.close()]);
+});
+
 describe('notify() as a Python AF_UNIX receiver sees it', { skip: noPython }, () => {
-  let path: PythonReceiver;
-  let abstract: PythonReceiver;
-  before(async () => {
-    [path, abstract] = await Promise.all([PythonReceiver.start('path'), PythonReceiver.start('abstract')]);
-  });
-  after(async () => {
-    closeNotifySocket();
-    await Promise.all([path?.close(), abstract?.close()]);
-  });
 
   it('sends the exact bytes to a path socket from $NOTIFY_SOCKET, credentials filled in by the kernel', async () => {
     const result = withNotifySocket(path.address, () => notify({ READY: 1, STATUS: 'up and running' }));
@@ -263,48 +265,36 @@ describe('notify() as a Python AF_UNIX receiver sees it', { skip: noPython }, ()
 
 describe('barrier() against a Python receiver', { skip: noPython }, () => {
   it('resolves only after the receiver closed the fd it got with BARRIER=1', async () => {
-    const receiver = await PythonReceiver.start('path', 'hold');
-    try {
-      let settled = false;
-      const pending = barrier(10_000, { socket: receiver.address }).finally(() => (settled = true));
-      const got = await receiver.next();
-      assert.deepEqual(got.bytes, Buffer.from('BARRIER=1'));
-      assert.equal(got.fds.length, 1);
-      assert.equal(got.fds[0]!.kind, 'fifo');
-      for (let i = 0; i < 5; i++) await nextTurn();
-      assert.equal(settled, false, 'the barrier resolved while the receiver still held the fd');
-      await receiver.command('close', { key: got.fds[0]!.key });
-      const result = await pending;
-      assert.equal(result.sent && result.message, 'BARRIER=1');
-      assert.equal(result.sent && result.fds, 1);
-    } finally {
-      await receiver.close();
-    }
+    let settled = false;
+    const pending = barrier(10_000, { socket: abstract.address }).finally(() => (settled = true));
+    const got = await abstract.next();
+    assert.deepEqual(got.bytes, Buffer.from('BARRIER=1'));
+    assert.equal(got.fds.length, 1);
+    assert.equal(got.fds[0]!.kind, 'fifo');
+    for (let i = 0; i < 5; i++) await nextTurn();
+    assert.equal(settled, false, 'the barrier resolved while the receiver still held the fd');
+    await abstract.command('close', { key: got.fds[0]!.key });
+    const result = await pending;
+    assert.equal(result.sent && result.message, 'BARRIER=1');
+    assert.equal(result.sent && result.fds, 1);
   });
 
   it('rejects with ETIMEDOUT while the receiver holds the fd', async () => {
-    const receiver = await PythonReceiver.start('abstract', 'hold');
-    try {
-      await assert.rejects(barrier(50, { socket: receiver.address }), { code: 'ETIMEDOUT' });
-      const got = await receiver.next();
-      assert.equal(got.text, 'BARRIER=1');
-    } finally {
-      await receiver.close();
-    }
+    await assert.rejects(barrier(50, { socket: abstract.address }), { code: 'ETIMEDOUT' });
+    const got = await abstract.next();
+    assert.equal(got.text, 'BARRIER=1');
+    await abstract.command('close', { key: got.fds[0]!.key });
   });
 
   it('resolves against a receiver that closes barrier fds at once, as a manager does, and leaves no fd behind', async () => {
-    const receiver = await PythonReceiver.start('path', 'manager');
-    try {
-      closeNotifySocket();
-      const base = openFds();
-      await barrier(10_000, { socket: receiver.address });
-      await barrier(10_000, { socket: receiver.address });
-      closeNotifySocket();
-      assert.equal(openFds(), base);
-    } finally {
-      await receiver.close();
-    }
+    closeNotifySocket();
+    const base = openFds();
+    await barrier(10_000, { socket: path.address });
+    await barrier(10_000, { socket: path.address });
+    closeNotifySocket();
+    assert.equal(openFds(), base);
+    assert.equal((await path.next()).text, 'BARRIER=1');
+    assert.equal((await path.next()).text, 'BARRIER=1');
   });
 
   it('is a no-op without NOTIFY_SOCKET', async () => {

@@ -168,6 +168,18 @@ describe('loadServiceUnit: aliases, links and masks', () => {
     assert.deepEqual(r.config!.service.execStart[0]!.argv, ['/bin/work', '7', 'worker@7.service']);
   });
 
+  it('reads an instance linked to its own template as that template', async (t) => {
+    const { dirs, p } = setup(t, {
+      'lib/getty@.service': '[Service]\nExecStart=/sbin/agetty %I\n',
+      'etc/getty@tty1.service': { symlink: '../lib/getty@.service' },
+    });
+    const r = await load(dirs, 'getty@tty1.service');
+    assert.deepEqual(r.diagnostics, []);
+    assert.equal(r.config!.name, 'getty@tty1.service');
+    assert.equal(r.config!.fragmentPath, p('lib/getty@.service'));
+    assert.deepEqual(r.config!.service.execStart[0]!.argv, ['/sbin/agetty', 'tty1']);
+  });
+
   it('treats a symlink to a file outside the unit directories as a linked unit', async (t) => {
     const { dirs, p } = setup(t, {
       'elsewhere/thing.service': SIMPLE,

@@ -101,6 +101,8 @@ export class LogCapture {
       await Promise.all(this.#readers.map((reader) => reader.ended));
       try {
         await sink.flush(unit);
+      } catch (error) {
+        safeLog(sink.log, 'error', `logs: ${unit}: storing the last lines failed: ${(error as Error).message}`);
       } finally {
         sink.forget(this);
       }

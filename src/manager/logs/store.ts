@@ -212,6 +212,46 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     };
   }
 
+  /**
+   * `read()` and `follow()` without a gap or a duplicate, for `logs --follow`: `records` are the
+   * stored ones (as `read` gives them, plus any captured while reading), and `onRecord` gets
+   * every later record until `stop()` is called. Live records start once the returned promise
+   * has settled.
+   */
+  async tail(unit: string, options: ReadOptions, onRecord: (record: LogRecord) => void): Promise<{ records: LogRecord[]; stop: () => void }> {
+    const u = this.#unit(unit);
+    const matches = (r: LogRecord): boolean => (options.since === undefined || r.time >= options.since) && (options.invocationId === undefined || r.invocationId === options.invocationId);
+    let buffered: LogRecord[] | undefined = [];
+    const follower: Follower = (record) => {
+      if (!matches(record)) return;
+      if (buffered !== undefined) buffered.push(record);
+      else onRecord(record);
+    };
+    const stop = (): void => {
+      u.followers.delete(follower);
+    };
+    if (options.lines !== undefined && (!Number.isInteger(options.lines) || options.lines < 0)) {
+      throw errnoError('EINVAL', `lines must be an integer >= 0 (got ${options.lines})`);
+    }
+    let stored: LogRecord[];
+    try {
+      stored = await this.#enqueue(u, async () => {
+        // Subscribe at the moment nothing is pending: every record is then either in the files
+        // read below (nothing is written to them until this read is done) or seen by the follower.
+        while (u.pending.length > 0) await this.#writePending(u);
+        u.followers.add(follower);
+        return this.#readFiles(u, options);
+      });
+    } catch (error) {
+      stop();
+      throw error;
+    }
+    const records = stored.concat(buffered);
+    buffered = undefined;
+    const { lines } = options;
+    return { records: lines !== undefined && records.length > lines ? records.slice(records.length - lines) : records, stop };
+  }
+
   /** Units that have log files here, sorted. */
   async units(): Promise<string[]> {
     let names: string[];
@@ -271,13 +311,13 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
       try {
         follower(record);
       } catch (error) {
-        this.#limited.write('warning', `a log follower of ${unit} failed: ${(error as Error).message}`);
+        this.#limited.write('warning', `logs: ${unit}: a follower failed: ${(error as Error).message}`);
       }
     }
     try {
       this.emit('record', unit, record);
     } catch (error) {
-      this.#limited.write('warning', `a 'record' listener failed on ${unit}: ${(error as Error).message}`);
+      this.#limited.write('warning', `logs: ${unit}: a 'record' listener failed: ${(error as Error).message}`);
     }
     if (!u.scheduled) {
       u.scheduled = true;
@@ -338,7 +378,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
         await this.#writeLines(u, lines, sizes);
       } catch (error) {
         // A full or failing disk must not stop the daemon: the batch is lost, and said so.
-        this.#limited.write('error', `writing the log of ${u.unit} failed, ${lines.length} line(s) lost: ${(error as Error).message}`);
+        this.#limited.write('error', `logs: ${u.unit}: writing failed, ${lines.length} line(s) lost: ${(error as Error).message}`);
         await u.handle?.close().catch(() => undefined);
         u.handle = undefined;
       }
