@@ -80,7 +80,7 @@ error NotSupported (reason: string)
 /** What the interface needs besides the manager: log reading and following. */
 export interface LogReader {
   read(unit: string, options: { lines?: number; since?: number }): LogRecord[] | Promise<LogRecord[]>;
-  follow(unit: string, onRecord: (record: LogRecord) => void): () => void;
+  tail(unit: string, options: { lines?: number; since?: number }, onRecord: (record: LogRecord) => void): Promise<{ records: LogRecord[]; stop: () => void }>;
 }
 
 function unitError(error: unknown, name: string): unknown {
@@ -184,22 +184,26 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
           if (!hasCode(error, 'EBADMSG')) throw unitError(error, params.name);
           unit = params.name.includes('.') ? params.name : `${params.name}.service`;
         }
-        const records = await logs.read(unit, {
+        const options = {
           ...(params.lines === undefined || params.lines === null ? {} : { lines: params.lines }),
           ...(params.since === undefined || params.since === null ? {} : { since: params.since }),
+        };
+        if (params.follow !== true || !call.more) return { records: (await logs.read(unit, options)).map(recordJson) };
+        // tail() hands over from the stored records to live ones with no gap and no duplicate.
+        let chain = Promise.resolve();
+        let started = false;
+        const early: LogRecord[] = [];
+        const { records, stop } = await logs.tail(unit, options, (record) => {
+          if (!started) early.push(record);
+          else chain = chain.then(() => call.notify({ records: [recordJson(record)] })).catch(() => undefined);
         });
-        if (params.follow !== true || !call.more) return { records: records.map(recordJson) };
-        await call.notify({ records: records.map(recordJson) });
+        started = true;
+        chain = chain.then(() => call.notify({ records: [...records, ...early].map(recordJson) })).catch(() => undefined);
         await new Promise<void>((resolve) => {
-          let chain = Promise.resolve();
-          const stop = logs.follow(unit, (record) => {
-            chain = chain.then(() => call.notify({ records: [recordJson(record)] })).catch(() => undefined);
-          });
-          call.signal.addEventListener('abort', () => {
-            stop();
-            resolve();
-          });
+          if (call.signal.aborted) return resolve();
+          call.signal.addEventListener('abort', () => resolve());
         });
+        stop();
         return { records: [] };
       },
       Subscribe: async (_params: object, call: VarlinkCall) => {

@@ -10,8 +10,8 @@ import { native } from '../native.js';
 import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
 import {
   formatDiagnostic,
-  listUnits,
   loadServiceUnit,
+  UnitDirectories,
   parseServiceUnitText,
   type ServiceSection,
   type ServiceUnitConfig,
@@ -92,14 +92,15 @@ export class Manager extends EventEmitter {
 
   /** Reads the unit directories again (`daemon-reload`); running units keep running with the new config for their next start. */
   async reload(): Promise<{ loaded: number; failed: number }> {
-    const entries = await listUnits(this.#options.unitDirs);
+    // One scan of the directories serves every unit of this reload.
+    const directories = await UnitDirectories.open({ unitDirs: this.#options.unitDirs });
+    const entries = await directories.list();
     const seen = new Set<string>();
     let failed = 0;
     for (const entry of entries) {
       if (entry.kind !== 'service') continue;
       seen.add(entry.name);
-      const ok = await this.#loadOne(entry.name);
-      if (!ok) failed++;
+      if (!(await this.#loadOne(entry.name, directories))) failed++;
     }
     for (const [name, unit] of this.units) {
       if (!seen.has(name) && !unit.transient && !name.includes('@') && unit.activeState === 'inactive') this.units.delete(name);
@@ -108,8 +109,8 @@ export class Manager extends EventEmitter {
     return { loaded: this.units.size, failed };
   }
 
-  async #loadOne(name: string): Promise<boolean> {
-    const result = await loadServiceUnit(name, { unitDirs: this.#options.unitDirs });
+  async #loadOne(name: string, directories?: UnitDirectories): Promise<boolean> {
+    const result = directories === undefined ? await loadServiceUnit(name, { unitDirs: this.#options.unitDirs }) : await directories.load(name);
     const errors = result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
     for (const d of result.diagnostics) if (d.severity === 'warning') this.#log('warning', formatDiagnostic(d));
     if (result.config === undefined || errors.length > 0) {

@@ -475,6 +475,7 @@ function compileClient(): string | false {
   const libs = spawnSync('pkg-config', ['--cflags', '--libs', 'libsystemd'], { encoding: 'utf8' });
   if (libs.status !== 0) return false;
   const cdir = mkdtempSync(join(tmpdir(), 'holdfast-sdnotify-c-'));
+  after(() => rmSync(cdir, { recursive: true, force: true }));
   writeFileSync(join(cdir, 'client.c'), C_CLIENT);
   const binary = join(cdir, 'client');
   const cc = spawnSync('cc', ['-o', binary, join(cdir, 'client.c'), ...libs.stdout.trim().split(/\s+/)], { encoding: 'utf8' });

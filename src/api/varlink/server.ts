@@ -67,6 +67,9 @@ export interface VarlinkCall {
    * catch up if it reads slowly, so a loop of `await notify()` cannot flood memory.
    *
    * @throws Error if the call is not a `more` call or has already been answered
+   * @throws VarlinkError `io.systemd.System` (`EMSGSIZE` or `EIO`) if the reply is larger than the
+   *   message limit or does not serialize; nothing is sent, so the handler may carry on or end the
+   *   stream (if it lets the error escape, that error becomes the final reply)
    * @throws the signal's reason if the connection is gone
    */
   notify(parameters?: object): Promise<void>;

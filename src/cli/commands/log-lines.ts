@@ -1,28 +1,14 @@
-/** One log record as journalctl's short-precise line: `Nov 27 04:31:30.123456 unit[pid]: message`. */
+/** One log record as journalctl's short-precise line, coloured for a terminal. */
+import { formatParts } from '../../manager/logs/format.js';
+import type { LogRecord } from '../../manager/types.js';
 import { paint } from '../output.js';
 
 /** A log record as the API sends it. */
-export interface LogLine {
-  time: number;
-  stream: string;
-  pid: number | null;
-  pidfdId: string | null;
-  invocationId: string | null;
-  message: string;
-}
+export type LogLine = LogRecord;
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-function timestamp(usec: number): string {
-  const date = new Date(Math.floor(usec / 1000));
-  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
-  return `${MONTHS[date.getMonth()]} ${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(usec % 1_000_000, 6)}`;
-}
-
-/** The human line; stderr lines are red on a terminal, the manager's own lines name holdfast. */
+/** The human line: stderr lines red on a terminal, the manager's own lines bold. */
 export function formatLogLine(unit: string, record: LogLine): string {
-  const name = unit.replace(/\.service$/, '');
-  const who = record.stream === 'manager' ? `holdfast[${record.pid ?? '?'}]: ${name}:` : `${name}[${record.pid ?? '?'}]:`;
-  const text = record.stream === 'stderr' ? paint('red', record.message) : record.stream === 'manager' ? paint('bold', record.message) : record.message;
-  return `${timestamp(record.time)} ${who} ${text}`;
+  const parts = formatParts(unit, record, { markStderr: false });
+  const message = record.stream === 'stderr' ? paint('red', parts.message) : record.stream === 'manager' ? paint('bold', parts.message) : parts.message;
+  return `${parts.timestamp} ${parts.identifier}${parts.marker}: ${message}`;
 }
