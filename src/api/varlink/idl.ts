@@ -601,6 +601,10 @@ export interface ValidationFailure {
 
 const DECIMAL_INTEGER = /^-?(0|[1-9][0-9]*)$/;
 
+// A recursive type (`type Tree (children: []Tree)`) lets a client nest as deep as it likes; past
+// this depth the value is refused instead of exhausting the stack.
+const MAX_DEPTH = 256;
+
 function describeValue(value: JsonValue | undefined): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
@@ -626,10 +630,11 @@ class Validator {
    * Returns the value to store (it differs from `value` only when an integer string was turned
    * into a number), or a failure reason with the path where it happened.
    */
-  value(type: VarlinkType, value: JsonValue | undefined, path: string): { ok: true; value: JsonValue | undefined } | { ok: false; path: string; reason: string } {
+  value(type: VarlinkType, value: JsonValue | undefined, path: string, depth = 0): { ok: true; value: JsonValue | undefined } | { ok: false; path: string; reason: string } {
+    if (depth > MAX_DEPTH) return { ok: false, path, reason: `${path}: nested more than ${MAX_DEPTH} levels deep` };
     if (type.kind === 'nullable') {
       if (value === undefined || value === null) return { ok: true, value };
-      return this.value(type.type, value, path);
+      return this.value(type.type, value, path, depth);
     }
     if (value === undefined) return { ok: false, path, reason: `${path}: required, but missing` };
     if (value === null) return { ok: false, path, reason: `${path}: required, but null` };
@@ -670,17 +675,17 @@ class Validator {
         return { ok: true, value };
       case 'struct':
         if (typeof value !== 'object' || Array.isArray(value)) return mismatch('object');
-        return this.struct(type, value, `${path}.`);
+        return this.struct(type, value, `${path}.`, depth + 1);
       case 'named': {
         const def = findType(this.iface, type.name);
         if (def === undefined) return { ok: false, path, reason: `${path}: type ${type.name} is not defined` };
         if (def.type.kind === 'struct' && (typeof value !== 'object' || Array.isArray(value))) return mismatch(`${type.name} object`);
-        return this.value(def.type, value, path);
+        return this.value(def.type, value, path, depth);
       }
       case 'array': {
         if (!Array.isArray(value)) return mismatch('array');
         for (let i = 0; i < value.length; i++) {
-          const r = this.value(type.type, value[i], `${path}[${i}]`);
+          const r = this.value(type.type, value[i], `${path}[${i}]`, depth + 1);
           if (!r.ok) return r;
           if (r.value !== value[i]) value[i] = r.value as JsonValue;
         }
@@ -689,7 +694,7 @@ class Validator {
       case 'map': {
         if (typeof value !== 'object' || Array.isArray(value)) return mismatch('map object');
         for (const key of Object.keys(value)) {
-          const r = this.value(type.type, value[key], `${path}[${JSON.stringify(key)}]`);
+          const r = this.value(type.type, value[key], `${path}[${JSON.stringify(key)}]`, depth + 1);
           if (!r.ok) return r;
           if (r.value !== value[key]) value[key] = r.value as JsonValue;
         }
@@ -698,10 +703,10 @@ class Validator {
     }
   }
 
-  struct(type: VarlinkStructType, value: JsonObject, prefix: string): { ok: true; value: JsonObject } | { ok: false; path: string; reason: string } {
+  struct(type: VarlinkStructType, value: JsonObject, prefix: string, depth = 0): { ok: true; value: JsonObject } | { ok: false; path: string; reason: string } {
     for (const field of type.fields) {
       const own = Object.prototype.hasOwnProperty.call(value, field.name) ? value[field.name] : undefined;
-      const r = this.value(field.type, own, `${prefix}${field.name}`);
+      const r = this.value(field.type, own, `${prefix}${field.name}`, depth);
       if (!r.ok) return r;
       if (r.value !== own) value[field.name] = r.value as JsonValue;
     }
