@@ -8,6 +8,7 @@ import { native } from '../native.js';
 import { Manager } from '../manager/manager.js';
 import { LogStore } from '../manager/logs/index.js';
 import { NotifyServer } from '../manager/notify-server.js';
+import { Keeper } from '../manager/keeper.js';
 import { managerInterface } from './manager-interface.js';
 import { VarlinkServer, type PeerIdentity } from './varlink/index.js';
 import { features } from '../pidfd/index.js';
@@ -50,9 +51,19 @@ function identifyPeer(fd: number): PeerIdentity | undefined {
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(options.runtimeDir, { recursive: true, mode: 0o755 });
+  // What a crashed predecessor's keeper still holds comes back first, then a new keeper takes over.
+  const manifest = join(options.stateDir, 'keeper.json');
+  const recovered = Keeper.takeOver(manifest, (text) => options.log('warning', text));
+  if (recovered.length > 0) options.log('info', `took over ${recovered.length} fd(s) from the previous daemon's keeper`);
+  const keeper = Keeper.start(manifest);
   const logs = await LogStore.open({ directory: join(options.stateDir, 'logs'), log: (level, text) => options.log(level === 'debug' ? 'info' : level, text) });
-  const notify = NotifyServer.open({ path: join(options.runtimeDir, 'notify'), log: (level, text) => options.log(level === 'debug' ? 'info' : level, `notify: ${text}`) });
-  const manager = new Manager({ unitDirs: options.unitDirs, stateDir: options.stateDir, logs, notify, log: options.log });
+  const notifyPath = join(options.runtimeDir, 'notify');
+  const notifyLog = (level: 'debug' | 'info' | 'warning' | 'error', text: string): void => options.log(level === 'debug' ? 'info' : level, `notify: ${text}`);
+  const heldNotify = recovered.find((entry) => entry.kind === 'notify');
+  // The old notify socket still holds what services sent while no daemon listened.
+  const notify = heldNotify !== undefined ? NotifyServer.adopt({ fd: heldNotify.fd, path: notifyPath, log: notifyLog }) : NotifyServer.open({ path: notifyPath, log: notifyLog });
+  keeper.hold({ key: 'notify', kind: 'notify' }, notify.fd);
+  const manager = new Manager({ unitDirs: options.unitDirs, stateDir: options.stateDir, logs, notify, log: options.log, keeper, recovered });
   await manager.open();
   const server = new VarlinkServer({ vendor: 'holdfast', product: 'holdfast', version: '0.1.0', url: 'https://github.com/holdfast', identifyPeer, log: (level, text) => options.log(level === 'debug' ? 'info' : level, `api: ${text}`) });
   server.addInterface(managerInterface(manager, logs));
@@ -79,6 +90,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         await server.close();
         notify.close({ unlink: true });
         await logs.close();
+        keeper.stop();
       })();
       return closing;
     },

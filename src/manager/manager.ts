@@ -3,7 +3,7 @@
  * every change as an event. It holds no PID without a pidfd.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync, constants as fsConstants } from "node:fs";
+import { closeSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native.js';
@@ -17,19 +17,36 @@ import {
   type ServiceUnitConfig,
 } from '../unit/index.js';
 import { ChildReaper } from './reaper.js';
+import { withTimeout } from './timers.js';
 import { ServiceUnit, type JobResult } from './service.js';
 import type { ServiceHost, SpawnIo } from './service-host.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
+import type { Keeper, RecoveredFd } from './keeper.js';
+import { readJson, writeJsonAtomic } from './state-file.js';
 import { sessionOf } from './session.js';
-import type { LogRecord, ManagerEvent, UnitStatus } from './types.js';
+import type { DaemonState, LogRecord, ManagerEvent, UnitRecord, UnitStatus } from './types.js';
 
 /** Where captured output goes (the log store satisfies it). */
 export interface LogSink {
   capture(
     unit: string,
     options: { invocationId: string | null; stdout: boolean; stderr: boolean },
-  ): { stdoutFd: number | null; stderrFd: number | null; attach(writer: { pid: number; pidfdId: bigint | null }): void; closeWriteEnds(): void };
+  ): CaptureHandle;
+  captureFromFds(
+    unit: string,
+    options: { invocationId: string | null; stdoutReadFd?: number | null; stderrReadFd?: number | null; writer?: { pid: number | null; pidfdId?: string | null } },
+  ): CaptureHandle;
   append(unit: string, record: LogRecord): void;
+}
+
+/** One process's output capture (the log store's LogCapture satisfies it). */
+export interface CaptureHandle {
+  stdoutFd: number | null;
+  stderrFd: number | null;
+  readonly readFds: { readonly stdout: number | null; readonly stderr: number | null };
+  readonly done: Promise<void>;
+  attach(writer: { pid: number; pidfdId: bigint | null }): void;
+  closeWriteEnds(): void;
 }
 
 /** Options of {@link Manager}. */
@@ -44,6 +61,10 @@ export interface ManagerOptions {
   subreaper?: boolean;
   /** Log line for the daemon's own events. */
   log?: (level: 'info' | 'warning' | 'error', text: string) => void;
+  /** Holds copies of log pipes and pidfds so they outlive a daemon crash. */
+  keeper?: Keeper;
+  /** What a previous daemon's keeper held, taken back at start (see {@link Keeper.takeOver}). */
+  recovered?: RecoveredFd[];
 }
 
 /** A unit that failed to load, kept so `status` can say why. */
@@ -82,12 +103,128 @@ export class Manager extends EventEmitter {
     if (options.notify !== undefined) options.notify.onMessage = (message) => this.#onNotify(message);
     mkdirSync(options.stateDir, { recursive: true });
     this.#enabled = new Set(readJson<string[]>(join(options.stateDir, 'enabled.json')) ?? []);
+    this.on('event', () => this.#schedulePersist());
   }
 
   /** Starts reaping (as subreaper unless disabled) and loads every unit. */
   async open(): Promise<void> {
     this.reaper.install(this.#options.subreaper !== false);
     await this.reload();
+    await this.#restore();
+    const queued = this.#pendingNotify ?? [];
+    this.#pendingNotify = undefined;
+    for (const message of queued) this.#onNotify(message);
+    this.#persistNow();
+  }
+
+  /** Picks up what a previous daemon on this boot recorded and what its keeper held. */
+  async #restore(): Promise<void> {
+    const recovered = this.#options.recovered ?? [];
+    const used = new Set<RecoveredFd>();
+    const state = readJson<DaemonState>(join(this.#options.stateDir, 'state.json'));
+    if (state !== undefined && state.bootId === bootId()) {
+      for (const record of state.units) {
+        let unit = this.units.get(record.name);
+        if (unit === undefined && record.transientText !== undefined) {
+          const parsed = parseServiceUnitText(record.transientText, `transient:${record.name}`, { unitName: record.name });
+          if (parsed.config !== undefined) {
+            unit = new ServiceUnit(parsed.config, this.#host, true);
+            this.units.set(record.name, unit);
+            this.#transientTexts.set(record.name, record.transientText);
+          }
+        }
+        if (unit === undefined) {
+          if (record.main !== null) this.#log('warning', `${record.name} was running (main PID ${record.main.pid}) but its unit file is gone; leaving it alone`);
+          continue;
+        }
+        let main: Pidfd | undefined;
+        let exit: ExitStatus | undefined;
+        if (record.main !== null) {
+          const held = recovered.find((r) => r.kind === 'pidfd' && r.pid === record.main!.pid && r.pidfdId === String(record.main!.pidfdId));
+          if (held !== undefined) {
+            used.add(held);
+            main = Pidfd.adopt(held.fd, { pid: record.main.pid });
+          } else {
+            try {
+              main = ProcessRef.parse(record.main).resolve();
+            } catch (error) {
+              this.#log('warning', `${record.name}: recorded main process ${record.main.pid} cannot be re-adopted (${(error as NodeJS.ErrnoException).code})`);
+            }
+          }
+          if (main !== undefined && !main.isAlive()) {
+            // Its new parent (init, or a subreaper) reaps it soon; only then does the kernel tell how it ended.
+            const ended = await withTimeout(main.unref().exited, 3000);
+            exit = ended === 'timeout' ? undefined : ended;
+          }
+        }
+        unit.restore(record, main, exit);
+      }
+    }
+    // Output the previous daemon never read is still in the pipes: read it now.
+    for (const entry of recovered) {
+      if (entry.kind === 'log' && entry.unit !== undefined) {
+        used.add(entry);
+        const capture = this.#options.logs.captureFromFds(entry.unit, {
+          invocationId: entry.invocationId ?? null,
+          ...(entry.stream === 'stderr' ? { stderrReadFd: entry.fd } : { stdoutReadFd: entry.fd }),
+          writer: { pid: entry.pid ?? null, pidfdId: entry.pidfdId ?? null },
+        });
+        this.#holdCapture(entry.unit, capture, { pid: entry.pid ?? null, pidfdId: entry.pidfdId ?? null, invocationId: entry.invocationId ?? null });
+      }
+    }
+    for (const entry of recovered) if (!used.has(entry) && entry.kind !== 'notify') native.close(entry.fd);
+  }
+
+  #persistPending = false;
+  #pendingNotify: NotifyMessage[] | undefined = [];
+  readonly #transientTexts = new Map<string, string>();
+
+  #schedulePersist(): void {
+    if (this.#persistPending) return;
+    this.#persistPending = true;
+    setImmediate(() => {
+      this.#persistPending = false;
+      this.#persistNow();
+    });
+  }
+
+  /** Records every unit's state and processes: written on each change, read by the next daemon. */
+  #persistNow(): void {
+    const units: UnitRecord[] = [...this.units.values()].map((unit) => {
+      const record = unit.record();
+      const text = this.#transientTexts.get(unit.name);
+      return text === undefined ? record : { ...record, transientText: text };
+    });
+    const state: DaemonState = { bootId: bootId(), written: Date.now(), units };
+    try {
+      writeJsonAtomic(join(this.#options.stateDir, 'state.json'), state);
+    } catch (error) {
+      this.#log('error', `could not record the daemon state: ${(error as Error).message}`);
+    }
+  }
+
+  #captureSeq = 0;
+
+  /** Gives the keeper copies of a capture's read ends, and takes them back once it is done. */
+  #holdCapture(unit: string, capture: CaptureHandle, writer: { pid: number | null; pidfdId: string | null; invocationId: string | null }): (w: { pid: number; pidfdId: bigint | null }) => void {
+    const keeper = this.#options.keeper;
+    if (keeper === undefined) return () => {};
+    const seq = ++this.#captureSeq;
+    const keys: string[] = [];
+    const hold = (w: { pid: number | null; pidfdId: string | null }): void => {
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const fd = capture.readFds[stream];
+        if (fd === null) continue;
+        const key = `log:${unit}:${seq}:${stream}`;
+        if (!keys.includes(key)) keys.push(key);
+        keeper.hold({ key, kind: 'log', unit, stream, invocationId: writer.invocationId, pid: w.pid, pidfdId: w.pidfdId }, fd);
+      }
+    };
+    hold(writer);
+    void capture.done.then(() => {
+      for (const key of keys) keeper.drop(key);
+    });
+    return (w) => hold({ pid: w.pid, pidfdId: w.pidfdId?.toString() ?? null });
   }
 
   /** Reads the unit directories again (`daemon-reload`); running units keep running with the new config for their next start. */
@@ -229,6 +366,7 @@ export class Manager extends EventEmitter {
     }
     const unit = new ServiceUnit(parsed.config as ServiceUnitConfig, this.#host, true);
     this.units.set(full, unit);
+    this.#transientTexts.set(full, unitText);
     return this.start(full);
   }
 
@@ -285,6 +423,7 @@ export class Manager extends EventEmitter {
     active.sort((a, b) => (a.config.unit.after.includes(b.name) ? -1 : b.config.unit.after.includes(a.name) ? 1 : 0));
     await Promise.all(active.map((u) => u.stop()));
     for (const unit of this.units.values()) unit.dispose();
+    this.#persistNow();
     this.reaper.reap();
     this.reaper.uninstall();
     this.#self.close();
@@ -312,6 +451,11 @@ export class Manager extends EventEmitter {
   // ------------------------------------------------------------------------------ notify
 
   #onNotify(message: NotifyMessage): void {
+    // Until the units are picked up from the previous daemon, their processes cannot be recognised.
+    if (this.#pendingNotify !== undefined) {
+      this.#pendingNotify.push(message);
+      return;
+    }
     const ref = new ProcessRef(message.sender.pid, message.sender.pidfdId, message.sender.pidfdId === undefined ? undefined : bootId());
     let target: ServiceUnit | undefined;
     let origin: 'main' | 'control' | 'other' = 'other';
@@ -366,7 +510,7 @@ export class Manager extends EventEmitter {
         return homedir();
       },
       stdio(unit, service, kind) {
-        return makeIo(unit, service, kind, logs);
+        return makeIo(unit, service, kind, logs, (capture) => manager.#holdCapture(unit.name, capture, { pid: null, pidfdId: null, invocationId: unit.invocationId }));
       },
       trackChild(handle) {
         return manager.#track(handle);
@@ -422,6 +566,7 @@ export class Manager extends EventEmitter {
         if (settled) return;
         settled = true;
         this.reaper.untrack(handle.pid);
+        keeper?.drop(key);
         // The watcher must go before anyone closes the pidfd: libuv keeps one watcher per fd number.
         watcher?.close();
         watcher = undefined;
@@ -430,6 +575,10 @@ export class Manager extends EventEmitter {
       // Whether the process is our child now or becomes one later (reparented to the subreaper),
       // the reaper routes its exit here; for a non-child the pidfd tells.
       this.reaper.track(handle.pid, settle);
+      // The keeper's copy keeps the exit status readable (PIDFD_INFO_EXIT) if this daemon dies first.
+      const keeper = this.#options.keeper;
+      const key = `pidfd:${handle.pid}:${handle.id ?? ''}`;
+      keeper?.hold({ key, kind: 'pidfd', pid: handle.pid, pidfdId: handle.id?.toString() ?? null }, handle.fd);
       let ppid: number | undefined;
       try {
         ppid = handle.info().ppid;
@@ -469,7 +618,7 @@ export class Manager extends EventEmitter {
 /** Linux's O_CLOEXEC: fds the daemon opens must not leak into other services. */
 const O_CLOEXEC = 0o2000000;
 
-function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs: LogSink): SpawnIo {
+function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs: LogSink, keep: (capture: CaptureHandle) => (writer: { pid: number; pidfdId: bigint | null }) => void): SpawnIo {
   const opened: number[] = [];
   const openFile = (path: string, flags: number): number => {
     mkdirSync(dirname(path), { recursive: true });
@@ -501,6 +650,7 @@ function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs:
         return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC);
     }
   };
+  const rehold = capture === undefined ? undefined : keep(capture);
   const stdout = target(service.standardOutput, capture?.stdoutFd);
   // StandardError=inherit means "where stdout goes"; into the log it goes through its own pipe, so lines keep their stream.
   const stderr =
@@ -518,6 +668,7 @@ function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs:
     afterSpawn: closeOurs,
     attach(handle) {
       capture?.attach({ pid: handle.pid, pidfdId: handle.id ?? null });
+      rehold?.({ pid: handle.pid, pidfdId: handle.id ?? null });
     },
     abort: closeOurs,
   };
@@ -554,25 +705,4 @@ function brokenStatus(broken: BrokenUnit): UnitStatus {
 
 function describeStatus(status: ExitStatus): string {
   return status.code !== null ? `exit code ${status.code}` : status.signal !== null ? `signal ${status.signal}` : 'unknown status';
-}
-
-function readJson<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Write, fsync, rename: the file is either the old or the new content, never half of one. */
-export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeFileSync(fd, JSON.stringify(value, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }

@@ -8,11 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, accessSync, constants as fsConstants, readdirSync } from 'node:fs';
 import { ProcessRef, hasCode, signalName, type ExitStatus, type Pidfd } from '../pidfd/index.js';
 import { loadEnvironmentFiles, type ExecCommand, type PathCondition, type ServiceUnitConfig } from '../unit/index.js';
-import { sessionMembers } from './session.js';
+import { sessionMembers, sessionOf } from './session.js';
 import { spawnCommand, type SpawnError } from './spawner.js';
 import type { NotifyInput, ServiceHost } from './service-host.js';
 import { deferred, sleep, withTimeout } from './timers.js';
-import type { ActiveState, LastExit, ServiceResult, SubState, UnitStatus } from './types.js';
+import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord, UnitStatus } from './types.js';
 import { groupsOf, lookupGroup, lookupUser, type Account } from './users.js';
 import { RLIMIT_RESOURCES } from './rlimits.js';
 
@@ -919,6 +919,76 @@ export class ServiceUnit {
 
   #note(level: 'info' | 'warning' | 'error', text: string): void {
     this.#host.note(this, level, text);
+  }
+
+  /** What a daemon records about this unit so that a new daemon can pick it up. */
+  record(): UnitRecord {
+    return {
+      name: this.name,
+      activeState: this.activeState,
+      subState: this.subState,
+      result: this.result,
+      restarts: this.restarts,
+      invocationId: this.invocationId,
+      statusText: this.statusText,
+      lastExit: this.lastExit,
+      activeEnterTimestamp: this.activeEnterTimestamp,
+      main: this.main !== undefined && this.main.status === undefined ? this.main.ref.toJSON() : null,
+      sessions: [...this.#sessions],
+    };
+  }
+
+  /**
+   * Picks the unit up from a previous daemon's record. `main` is a verified handle to the recorded
+   * main process (alive or dead) or undefined when it could not be had; `exit` is how it ended where
+   * the kernel kept that. A main process that ended while no daemon watched is handled as if its
+   * exit had just been seen: ExecStop=, the kill phase, ExecStopPost=, and the restart policy.
+   */
+  restore(record: UnitRecord, main: Pidfd | undefined, exit: ExitStatus | undefined): void {
+    this.restarts = record.restarts;
+    this.invocationId = record.invocationId;
+    this.statusText = record.statusText;
+    this.lastExit = record.lastExit;
+    this.result = record.result;
+    this.activeEnterTimestamp = record.activeEnterTimestamp;
+    // Recorded session ids are not trusted: while no daemon watched, a session may have ended and its
+    // number gone to a stranger's new session. Only the session of a verified, living main process counts.
+    const wasRunning = record.activeState === 'active' || record.activeState === 'reloading' || record.activeState === 'activating' || record.activeState === 'deactivating';
+    if (!wasRunning) {
+      if (record.activeState === 'failed') this.#setState('failed', 'failed');
+      return;
+    }
+    if (record.main === null) {
+      if (record.subState === 'exited') this.#setState('active', 'exited');
+      else {
+        this.#note('warning', `was ${record.activeState} (${record.subState}) without a main process when the daemon stopped; stopping what is left`);
+        this.#setState('activating', record.subState);
+        void this.#stop(false, 'resources');
+      }
+      return;
+    }
+    if (main !== undefined && main.isAlive()) {
+      const session = sessionOf(main);
+      if (session !== undefined && record.sessions.includes(session)) this.#sessions.add(session);
+      this.main = this.#track(main, true);
+      this.#adoptMainProc(this.main);
+      this.#setState('active', 'running');
+      this.#watchdogMs = this.config.service.watchdogMs;
+      this.#armWatchdog();
+      this.#note('info', `re-adopted main process ${main.pid}${main.id === undefined ? '' : ` (pidfd id ${main.id})`}`);
+      return;
+    }
+    main?.close();
+    this.#setState('active', 'running');
+    if (exit !== undefined && (exit.code !== null || exit.signal !== null)) {
+      this.lastExit = { code: exit.code, signal: exit.signal };
+      this.#note('warning', `main process ${record.main.pid} ${describe(exit)} while no daemon was watching`);
+      this.result = this.#classify(exit);
+    } else {
+      this.#note('warning', `main process ${record.main.pid} ended while no daemon was watching; how it ended is unknown`);
+      this.result = 'exit-code';
+    }
+    void this.#stop(true);
   }
 
   /** Stops timers so the daemon can exit (processes are left to the caller). */

@@ -93,3 +93,27 @@ export interface LogRecord {
   invocationId: string | null;
   message: string;
 }
+
+/** What the daemon records per unit (state.json) so that a new daemon on the same boot can pick it up. */
+export interface UnitRecord {
+  name: string;
+  activeState: ActiveState;
+  subState: SubState;
+  result: ServiceResult;
+  restarts: number;
+  invocationId: string | null;
+  statusText: string | null;
+  lastExit: LastExit | null;
+  activeEnterTimestamp: number | null;
+  main: ProcessIdJson | null;
+  sessions: number[];
+  /** The unit file text of a transient unit, which has no file to load again. */
+  transientText?: string;
+}
+
+/** The daemon's state file. */
+export interface DaemonState {
+  bootId: string;
+  written: number;
+  units: UnitRecord[];
+}

@@ -21,13 +21,15 @@ export interface TestDaemon {
   call<T extends object>(method: string, params?: object): Promise<T>;
   /** Stops the daemon (SIGTERM, waiting for it) and removes the directory. */
   stop(): Promise<number | null>;
+  /** Kills the daemon with SIGKILL and waits for it; the directory and every service stay. */
+  crash(): Promise<void>;
 }
 
-/** Starts a daemon with the given unit files. */
-export async function startTestDaemon(units: Record<string, string> = {}): Promise<TestDaemon> {
-  const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+/** Starts a daemon with the given unit files; with `reuse`, on an earlier daemon's directory (its state, units and socket). */
+export async function startTestDaemon(units: Record<string, string> = {}, reuse?: string): Promise<TestDaemon> {
+  const dir = reuse ?? mkdtempSync(join(tmpdir(), 'holdfast-test-'));
   const unitDir = join(dir, 'units');
-  mkdirSync(unitDir);
+  mkdirSync(unitDir, { recursive: true });
   for (const [name, text] of Object.entries(units)) writeFileSync(join(unitDir, name), text);
   const socket = join(dir, 'run', 'control');
   const child = spawn(process.execPath, [HOLDFAST_BIN, 'daemon', '--units', unitDir, '--state-dir', join(dir, 'state'), '--socket', socket], {
@@ -56,6 +58,13 @@ export async function startTestDaemon(units: Record<string, string> = {}): Promi
     async call<T extends object>(method: string, params: object = {}) {
       client ??= await VarlinkClient.connect(socket);
       return client.call<T>(`io.holdfast.Manager.${method}`, params);
+    },
+    async crash() {
+      await client?.close();
+      client = undefined;
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+      rmSync(socket, { force: true });
     },
     async stop() {
       await client?.close();

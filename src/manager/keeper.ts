@@ -1,0 +1,128 @@
+/**
+ * The daemon's side of the keeper (see keeper-main.ts): start one, hand it fds, take them back
+ * after a crash. Everything a new daemon needs to find the old keeper is in its manifest, and the
+ * keeper itself is checked by pidfd id before anything is taken from it.
+ */
+import { openSync, closeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { native } from '../native.js';
+import { bootId, hasCode, Pidfd } from '../pidfd/index.js';
+import { readJson } from './state-file.js';
+
+/** What one held fd is. */
+export interface KeeperEntry {
+  key: string;
+  kind: 'log' | 'pidfd' | 'notify';
+  unit?: string;
+  stream?: 'stdout' | 'stderr';
+  invocationId?: string | null;
+  pid?: number | null;
+  pidfdId?: string | null;
+}
+
+/** The keeper's manifest file. */
+export interface KeeperManifest {
+  pid: number;
+  pidfdId: string | null;
+  bootId: string;
+  entries: (KeeperEntry & { fd: number })[];
+}
+
+/** A taken-back fd with what it is; the daemon owns `fd` now. */
+export type RecoveredFd = KeeperEntry & { fd: number };
+
+const KEEPER_SCRIPT = fileURLToPath(new URL('./keeper-main.js', import.meta.url));
+
+/** A running keeper this daemon started. */
+export class Keeper {
+  readonly handle: Pidfd;
+  readonly #socket: number;
+  #closed = false;
+
+  private constructor(handle: Pidfd, socket: number) {
+    this.handle = handle;
+    this.#socket = socket;
+  }
+
+  /** Starts a keeper in its own session; `manifestPath` is where it records what it holds. */
+  static start(manifestPath: string): Keeper {
+    const [ours, theirs] = native.socketPair('seqpacket');
+    const devNull = openSync('/dev/null', 'r+');
+    try {
+      const spawned = native.spawn({
+        file: process.execPath,
+        argv: [process.execPath, KEEPER_SCRIPT, manifestPath],
+        env: Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`),
+        fds: [devNull, devNull, 2, theirs],
+        session: 'setsid',
+      });
+      return new Keeper(Pidfd.adopt(spawned.pidfd, { pid: spawned.pid }), ours);
+    } finally {
+      closeSync(devNull);
+      native.close(theirs);
+    }
+  }
+
+  /** Gives the keeper a copy of `fd` under `entry.key` (replacing an older one with that key). */
+  hold(entry: KeeperEntry, fd: number): void {
+    if (this.#closed) return;
+    try {
+      native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'hold', entry })), [fd]);
+    } catch (error) {
+      if (!hasCode(error, 'EAGAIN', 'EPIPE', 'ECONNREFUSED')) throw error;
+    }
+  }
+
+  /** Lets the keeper close its copy. */
+  drop(key: string): void {
+    if (this.#closed) return;
+    try {
+      native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'drop', key })));
+    } catch (error) {
+      if (!hasCode(error, 'EAGAIN', 'EPIPE', 'ECONNREFUSED')) throw error;
+    }
+  }
+
+  /** Ends the keeper: the daemon is shutting down cleanly and nothing needs keeping. */
+  stop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    native.close(this.#socket);
+    try {
+      this.handle.signal('SIGTERM');
+    } catch (error) {
+      if (!hasCode(error, 'ESRCH')) throw error;
+    }
+  }
+
+  /**
+   * Takes copies of everything an earlier keeper holds (pidfd_getfd), then ends it. Returns
+   * nothing when there is no manifest, it is of another boot, or its keeper is gone or is not
+   * the process the manifest names.
+   */
+  static takeOver(manifestPath: string, log: (text: string) => void): RecoveredFd[] {
+    const manifest = readJson<KeeperManifest>(manifestPath);
+    if (manifest === undefined || manifest.bootId !== bootId() || manifest.pidfdId === null) return [];
+    let keeper: Pidfd;
+    try {
+      keeper = Pidfd.verify(manifest.pid, manifest.pidfdId);
+    } catch (error) {
+      log(`the previous keeper (PID ${manifest.pid}) is gone (${(error as NodeJS.ErrnoException).code}); nothing to take over`);
+      return [];
+    }
+    const recovered: RecoveredFd[] = [];
+    try {
+      for (const entry of manifest.entries) {
+        try {
+          recovered.push({ ...entry, fd: native.pidfdGetfd(keeper.fd, entry.fd) });
+        } catch (error) {
+          log(`could not take ${entry.key} from the keeper: ${(error as Error).message}`);
+        }
+      }
+      keeper.signal('SIGTERM');
+    } finally {
+      keeper.close();
+    }
+    return recovered;
+  }
+}

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Pidfd } from '../../src/index.js';
+import type { LogRecord, UnitStatus } from '../../src/manager/types.js';
+import { eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+async function status(d: TestDaemon, name: string): Promise<UnitStatus> {
+  return (await d.call<{ unit: UnitStatus }>('Status', { name })).unit;
+}
+
+describe('the daemon dies, the services do not', () => {
+  it('after SIGKILL a new daemon re-adopts running services, loses no log line, and learns how a service that died meanwhile ended', async () => {
+    const units = {
+      'counter.service': "[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.005; done'\n",
+      'dies.service': '',
+      'speaker.service': '',
+    };
+    let d = await startTestDaemon(units);
+    const gate = join(d.dir, 'gate');
+    d.unit('dies.service', `[Service]\nExecStart=/bin/sh -c 'while [ ! -e ${gate} ]; do sleep 0.02; done; exit 3'\nRestart=on-failure\nRestartSec=1h\n`);
+    const speak = join(d.dir, 'speak.py');
+    writeFileSync(
+      speak,
+      `import os, socket, time\nwhile not os.path.exists(${JSON.stringify(gate)}): time.sleep(0.02)\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.sendto(b'STATUS=said while no daemon listened', os.environ['NOTIFY_SOCKET'])\ntime.sleep(600)\n`,
+    );
+    d.unit('speaker.service', `[Service]\nNotifyAccess=main\nExecStart=/usr/bin/env python3 ${speak}\n`);
+    await d.call('DaemonReload');
+    for (const name of ['counter', 'dies', 'speaker']) await d.call('Start', { name });
+    const counterBefore = (await status(d, 'counter')).mainProcess!;
+    const diesBefore = (await status(d, 'dies')).mainProcess!;
+    using counter = Pidfd.verify(counterBefore.pid, counterBefore.pidfdId!);
+    await eventually(async () => ((await d.call<{ records: LogRecord[] }>('Logs', { name: 'counter' })).records.length > 20 ? true : undefined), 'some output');
+
+    await d.crash();
+    writeFileSync(gate, '');
+    // The services keep running (and writing) while no daemon exists.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(counter.isAlive(), true, 'a service writing into its log pipe survives the daemon (no SIGPIPE)');
+
+    d = await startTestDaemon({}, d.dir);
+    try {
+      const after = await status(d, 'counter');
+      assert.equal(after.activeState, 'active');
+      assert.deepEqual(after.mainProcess, counterBefore, 'the same process, by pidfd id, is the main process again');
+
+      const dies = await eventually(async () => {
+        const s = await status(d, 'dies');
+        return s.lastExit !== null ? s : undefined;
+      }, 'the exit of dies.service');
+      assert.deepEqual(dies.lastExit, { code: 3, signal: null }, 'exit status through the kept pidfd (PIDFD_INFO_EXIT)');
+      assert.equal(dies.subState, 'auto-restart', 'Restart=on-failure applies to an exit seen late');
+      assert.notDeepEqual(dies.mainProcess, diesBefore);
+
+      const speaker = await eventually(async () => {
+        const s = await status(d, 'speaker');
+        return s.statusText !== null ? s : undefined;
+      }, 'the queued STATUS=');
+      assert.equal(speaker.statusText, 'said while no daemon listened', 'a datagram sent while no daemon listened is not lost');
+
+      await new Promise((r) => setTimeout(r, 300));
+      const lines = (await d.call<{ records: LogRecord[] }>('Logs', { name: 'counter' })).records.filter((r) => r.stream === 'stdout').map((r) => Number(r.message.split(' ')[1]));
+      assert.equal(lines[0], 1);
+      for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, `no line lost or repeated around line ${lines[i - 1]}`);
+      assert.ok(lines.length > 100, `lines written while the daemon was down arrived (${lines.length})`);
+      const keeper = JSON.parse(readFileSync(join(d.dir, 'state', 'keeper.json'), 'utf8')) as { pid: number };
+      assert.ok(existsSync(`/proc/${keeper.pid}`), 'a new keeper runs');
+    } finally {
+      await d.stop();
+    }
+    assert.equal(counter.isAlive(), false, 'a clean stop of the new daemon stops the re-adopted service');
+  });
+
+  it('a recorded main process whose PID was taken by another is never adopted', async () => {
+    let d = await startTestDaemon({ 'short.service': '[Service]\nExecStart=/bin/sleep 600\n' });
+    await d.call('Start', { name: 'short' });
+    const main = (await status(d, 'short')).mainProcess!;
+    const keeperPath = join(d.dir, 'state', 'keeper.json');
+    await eventually(() => (existsSync(keeperPath) && readFileSync(keeperPath, 'utf8').includes('pidfd:') ? true : undefined), 'the keeper to hold the pidfd');
+    await d.crash();
+    // Forge the record: same PID, another id, as if the PID had been reused while the daemon was down.
+    const statePath = join(d.dir, 'state', 'state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { units: { name: string; main: { pid: number; pidfdId: number } | null }[] };
+    for (const unit of state.units) if (unit.name === 'short.service' && unit.main !== null) unit.main.pidfdId += 1000000;
+    writeFileSync(statePath, JSON.stringify(state));
+    const keeper = JSON.parse(readFileSync(keeperPath, 'utf8')) as { entries: { kind: string }[] };
+    keeper.entries = keeper.entries.filter((e) => e.kind !== 'pidfd');
+    writeFileSync(keeperPath, JSON.stringify(keeper));
+    using original = Pidfd.verify(main.pid, main.pidfdId!);
+    d = await startTestDaemon({}, d.dir);
+    try {
+      const s = await status(d, 'short');
+      assert.notEqual(s.mainProcess?.pidfdId, main.pidfdId! + 1000000);
+      assert.equal(original.isAlive(), true, 'the process that really has the PID was not signalled');
+      assert.match((await d.cli(['logs', 'short'])).stdout, /ended while no daemon was watching|cannot be re-adopted/);
+    } finally {
+      await d.stop();
+      original.signal('SIGKILL');
+    }
+  });
+});
