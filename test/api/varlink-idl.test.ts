@@ -330,6 +330,19 @@ describe('validateParameters', () => {
     });
   }
 
+  it('refuses values nested deeper than 256 levels through a recursive type', () => {
+    const tree = parseInterface('interface a.b\ntype Tree (children: []Tree)\nmethod M(t: Tree) -> ()\n');
+    const nest = (depth: number): JsonObject => {
+      let v: JsonObject = { children: [] };
+      for (let i = 0; i < depth; i++) v = { children: [v] };
+      return v;
+    };
+    assert.equal(validateParameters(tree, findMethod(tree, 'M')!, { t: nest(100) }), undefined);
+    const failure = validateParameters(tree, findMethod(tree, 'M')!, { t: nest(100000) });
+    assert.equal(failure?.parameter, 't');
+    assert.match(failure!.reason, /^t(\.children\[0\]){128}: nested more than 256 levels deep$/);
+  });
+
   it('checks bool and object', () => {
     assert.deepEqual(validateParameters(iface, setProps, { name: 'x', runtime: 'yes', properties: {} }), { parameter: 'runtime', path: 'runtime', reason: 'runtime: expected bool, got string "yes"' });
     assert.deepEqual(validateParameters(iface, setProps, { name: 'x', runtime: false, properties: [] }), { parameter: 'properties', path: 'properties', reason: 'properties: expected object, got an array' });

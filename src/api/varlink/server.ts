@@ -452,7 +452,9 @@ export class VarlinkServer {
     const served = dot > 0 ? this.#interfaces.get(ifaceName) : undefined;
 
     const refuse = (error: VarlinkError, logLine: string): void => {
-      this.#log('debug', `connection ${connection.id}: ${method}: ${logLine}`);
+      // Paths into deeply nested values can be long; the start says enough.
+      const shown = logLine.length > 300 ? `${logLine.slice(0, 297)}...` : logLine;
+      this.#log('debug', `connection ${connection.id}: ${method}: ${shown}`);
       if (wantsReply) connection.send({ error: error.name, parameters: error.parameters }, method);
     };
 

@@ -5,34 +5,69 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDaemon, type Daemon } from '../../api/daemon.js';
 import { defaultPaths } from '../../manager/paths.js';
-import type { LogRecord, ManagerEvent } from '../../manager/types.js';
+import type { LogRecord, ManagerEvent, UnitStatus } from '../../manager/types.js';
+import { signalNumber } from '../../pidfd/index.js';
+import { unitName as unitNameOf } from '../client.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { paint } from '../output.js';
 
-/** Stops the daemon on SIGTERM/SIGINT (and a second signal exits at once). */
-function stopOnSignals(daemon: Daemon, log: (text: string) => void): Promise<number> {
+/** How a unit's last main process ended, as a shell exit status: its code, or 128 + signal. */
+function exitStatusOf(status: UnitStatus): number {
+  if (status.lastExit === null) return status.result === 'success' ? 0 : 1;
+  if (status.lastExit.code !== null) return status.lastExit.code;
+  const number = status.lastExit.signal === null ? 0 : signalNumber(status.lastExit.signal);
+  return 128 + number;
+}
+
+/**
+ * Stops the daemon on SIGTERM/SIGINT (a second one exits at once) and resolves with the exit code.
+ * In init mode SIGHUP reloads the units instead of re-reading the unit files, and with `exitWith`
+ * the daemon also ends once that unit is down for good, with its exit status.
+ */
+function runUntilStopped(d: Daemon, log: (text: string) => void, options: { init?: boolean; exitWith?: string } = {}): Promise<number> {
   return new Promise((resolveExit) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log(`${signal} again: exiting without waiting`);
-        process.exit(130);
-      }
+    const finish = (reason: string): void => {
+      if (stopping) return;
       stopping = true;
-      log(`${signal}: stopping every unit`);
-      daemon.shutdown().then(
-        () => resolveExit(0),
+      log(`${reason}: stopping every unit`);
+      d.shutdown().then(
+        async () => {
+          if (options.exitWith === undefined) return resolveExit(0);
+          resolveExit(exitStatusOf(await d.manager.status(options.exitWith)));
+        },
         (error: Error) => {
           log(`shutdown failed: ${error.message}`);
           resolveExit(1);
         },
       );
     };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log(`${signal} again: exiting without waiting`);
+        process.exit(130);
+      }
+      finish(signal);
+    };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    // SIGHUP reloads the unit files, as for most daemons.
-    process.on('SIGHUP', () => void daemon.manager.reload());
+    process.on('SIGHUP', () => {
+      if (options.init === true) {
+        for (const unit of d.manager.units.values()) if (unit.activeState === 'active') void d.manager.reloadUnit(unit.name);
+      } else {
+        void d.manager.reload();
+      }
+    });
+    if (options.exitWith !== undefined) {
+      const watched = options.exitWith;
+      d.manager.on('event', (event: ManagerEvent) => {
+        // Down for good: inactive or failed, not waiting to be restarted.
+        if (event.type === 'state' && event.unit === watched && (event.activeState === 'inactive' || event.activeState === 'failed')) {
+          finish(`${watched} is ${event.activeState}`);
+        }
+      });
+    }
   });
 }
 
@@ -40,8 +75,14 @@ export const daemon: Command = {
   name: 'daemon',
   summary: 'run the service manager in the foreground',
   usage: `Usage: holdfast daemon [--units DIR]... [--state-dir DIR] [--socket PATH] [--socket-mode MODE]
+                       [--init] [--exit-with UNIT]
 
-Runs the service manager in the foreground; its own events go to stderr. Loads the units in each
+Runs the service manager in the foreground; its own events go to stderr.
+
+As a container's init (--init, or automatically when it is PID 1) it starts every unit, reaps every
+orphan, turns SIGTERM/SIGINT into a stop of every unit and SIGHUP into a reload of every running
+unit, and with --exit-with UNIT (or when there is only one service) exits, once that unit is down
+for good, with its status: the exit code of its last main process, or 128 + the signal number. Loads the units in each
 --units DIR (later ones override earlier ones), starts the enabled ones, and serves the Varlink API
 on --socket (mode 0600 unless --socket-mode). SIGTERM or SIGINT stops every unit (ExecStop= and
 timeouts honoured) and exits; SIGHUP reloads the unit files.
@@ -51,8 +92,17 @@ $XDG_CONFIG_HOME/holdfast/units, $XDG_STATE_HOME/holdfast, $XDG_RUNTIME_DIR/hold
   async run(args) {
     const { values } = parseArgs({
       args,
-      options: { units: { type: 'string', multiple: true }, 'state-dir': { type: 'string' }, socket: { type: 'string' }, 'socket-mode': { type: 'string' } },
+      options: {
+        units: { type: 'string', multiple: true },
+        'state-dir': { type: 'string' },
+        socket: { type: 'string' },
+        'socket-mode': { type: 'string' },
+        init: { type: 'boolean' },
+        'exit-with': { type: 'string' },
+      },
     });
+    // As PID 1 (a container's init) holdfast behaves as one without being asked.
+    const init = values.init === true || process.pid === 1;
     const defaults = defaultPaths();
     const mode = values['socket-mode'] === undefined ? 0o600 : Number.parseInt(values['socket-mode'], 8);
     if (Number.isNaN(mode)) throw new UsageError(`--socket-mode takes an octal mode, not ${values['socket-mode']}`);
@@ -66,10 +116,20 @@ $XDG_CONFIG_HOME/holdfast/units, $XDG_STATE_HOME/holdfast, $XDG_RUNTIME_DIR/hold
       socket,
       runtimeDir: values.socket === undefined ? defaults.runtimeDir : join(resolve(socket), '..'),
       socketMode: mode,
+      ...(init ? { startUnits: 'all' as const } : {}),
       log,
     });
+    let exitWith = values['exit-with'] === undefined ? undefined : unitNameOf(values['exit-with']);
+    if (exitWith === undefined && init) {
+      const services = [...d.manager.units.keys()];
+      if (services.length === 1) exitWith = services[0];
+    }
+    if (exitWith !== undefined && !d.manager.units.has(exitWith)) {
+      await d.shutdown();
+      throw new UsageError(`--exit-with: no unit ${exitWith} in ${(values.units ?? defaults.unitDirs).join(', ')}`);
+    }
     log('info', `holdfast daemon ${process.pid} listening on ${socket}; ${d.manager.units.size} unit(s) loaded`);
-    return stopOnSignals(d, (text) => log('info', text));
+    return runUntilStopped(d, (text) => log('info', text), { init, ...(exitWith === undefined ? {} : { exitWith }) });
   },
 };
 
@@ -126,6 +186,6 @@ socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
       const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
       process.stdout.write(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
     });
-    return stopOnSignals(d, say);
+    return runUntilStopped(d, say);
   },
 };
