@@ -1302,6 +1302,30 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * execve(file, argv, env): replaces this process image (daemon-reexec). Only returns by throwing.
+ * Fds without FD_CLOEXEC, the PID, the children and the subreaper bit carry over.
+ */
+static napi_value Execve(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char *file = dup_string(env, argv[0]);
+  size_t n = 0, m = 0;
+  char **args = string_array(env, argv[1], 0, &n);
+  char **envp = string_array(env, argv[2], 0, &m);
+  if (file == NULL || args == NULL || envp == NULL) {
+    free(file);
+    return throw_type(env, "execve(file: string, argv: string[], env: string[])");
+  }
+  execve(file, args, envp);
+  int err = errno;
+  for (size_t i = 0; i < n; i++) free(args[i]);
+  for (size_t i = 0; i < m; i++) free(envp[i]);
+  free(args);
+  free(envp);
+  free(file);
+  return throw_errno(env, err, "execve");
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Feature probes                                                                              */
 
@@ -1449,6 +1473,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       F("receiveMessage", ReceiveMessage),
       F("watch", Watch),
       F("spawn", Spawn),
+      F("execve", Execve),
       F("probe", Probe),
 #undef F
   };

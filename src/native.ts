@@ -131,6 +131,8 @@ export interface NativeBinding {
   receiveMessage(fd: number, maxBytes: number): RawMessage | null;
   watch(fd: number, callback: (readable: boolean, hangup: boolean, status: number) => void, wantHangup?: boolean): RawWatcher;
   spawn(options: RawSpawnOptions): { pid: number; pidfd: number };
+  /** Replaces this process image; returns only by throwing. */
+  execve(file: string, argv: string[], env: string[]): never;
   probe(): RawProbe;
 }
 

@@ -9,7 +9,7 @@ import { Manager } from '../manager/manager.js';
 import { LogStore } from '../manager/logs/index.js';
 import { NotifyServer } from '../manager/notify-server.js';
 import { Keeper } from '../manager/keeper.js';
-import { managerInterface } from './manager-interface.js';
+import { managerInterface, reexecInterface } from './manager-interface.js';
 import { VarlinkServer, type PeerIdentity } from './varlink/index.js';
 import { features } from '../pidfd/index.js';
 
@@ -32,6 +32,13 @@ export interface Daemon {
   logs: LogStore;
   /** Stops every unit and closes the sockets. */
   shutdown(): Promise<void>;
+  /**
+   * Replaces the daemon's program with `argv` (a new version after an upgrade) without touching a
+   * service: jobs in flight finish (bounded), API calls in flight are answered, the listening
+   * socket is kept across execve, and the new image takes pidfds, log pipes and the notify socket
+   * back from the keeper. Only returns by throwing.
+   */
+  reexec(argv: string[]): Promise<never>;
 }
 
 function identifyPeer(fd: number): PeerIdentity | undefined {
@@ -67,7 +74,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   await manager.open();
   const server = new VarlinkServer({ vendor: 'holdfast', product: 'holdfast', version: '0.1.0', url: 'https://github.com/holdfast', identifyPeer, log: (level, text) => options.log(level === 'debug' ? 'info' : level, `api: ${text}`) });
   server.addInterface(managerInterface(manager, logs));
-  await server.listen({ path: options.socket, mode: options.socketMode ?? 0o600 });
+  // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
+  const inherited = process.env['HOLDFAST_LISTEN_FD'];
+  delete process.env['HOLDFAST_LISTEN_FD'];
+  if (inherited !== undefined && /^\d+$/.test(inherited)) {
+    native.setCloexec(Number(inherited), true);
+    await server.listen({ fd: Number(inherited) });
+  } else {
+    await server.listen({ path: options.socket, mode: options.socketMode ?? 0o600 });
+  }
 
   const wanted = options.startUnits ?? 'enabled';
   const names = wanted === 'enabled' ? manager.enabledUnits() : wanted === 'all' ? [...manager.units.keys()] : wanted;
@@ -81,9 +96,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   }
 
   let closing: Promise<void> | undefined;
-  return {
+  server.addInterface(reexecInterface(() => void daemon.reexec(process.argv.slice(1))));
+  const daemon: Daemon = {
     manager,
     logs,
+    async reexec(argv) {
+      options.log('info', 'daemon-reexec: waiting for jobs in flight to settle');
+      for (let waited = 0; !manager.settled() && waited < 30_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      const listenFd = native.dup(server.fd!, false);
+      await server.close({ graceMs: 10_000, keepSocketFile: true });
+      manager.detach();
+      await logs.close();
+      notify.close({ unlink: false });
+      if (!keeper.sync()) options.log('warning', 'daemon-reexec: the keeper did not confirm; some fds may not come back');
+      options.log('info', `daemon-reexec: executing ${argv.join(' ')}`);
+      // Node marks its own stdin/stdout/stderr close-on-exec; the new image must keep them.
+      for (const fd of [0, 1, 2]) native.setCloexec(fd, false);
+      const env = Object.entries({ ...process.env, HOLDFAST_LISTEN_FD: String(listenFd) }).map(([k, v]) => `${k}=${v ?? ''}`);
+      return native.execve(process.execPath, [process.execPath, ...process.execArgv, ...argv], env);
+    },
     shutdown() {
       closing ??= (async () => {
         await manager.shutdown();
@@ -95,4 +126,5 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       return closing;
     },
   };
+  return daemon;
 }

@@ -255,3 +255,25 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
     },
   };
 }
+
+/** `io.holdfast.Daemon`: what concerns the daemon process itself rather than units. */
+export const DAEMON_IDL = `# The holdfast daemon process.
+interface io.holdfast.Daemon
+
+# Re-executes the daemon (new code after an upgrade) keeping every service, pidfd, log pipe and
+# socket. The reply comes before the re-exec; the daemon answers again once the new image runs.
+method Reexecute() -> ()
+`;
+
+/** Builds \`io.holdfast.Daemon\`; \`reexec\` is called once the reply is on its way. */
+export function reexecInterface(reexec: () => void): VarlinkInterfaceImplementation {
+  return {
+    idl: DAEMON_IDL,
+    methods: {
+      Reexecute: () => {
+        setImmediate(reexec);
+        return {};
+      },
+    },
+  };
+}

@@ -17,6 +17,7 @@ const verbs: Record<string, () => Promise<Command>> = {
   kill: () => import('./commands/jobs.js').then((m) => m.kill),
   'reset-failed': () => import('./commands/jobs.js').then((m) => m.resetFailed),
   'daemon-reload': () => import('./commands/jobs.js').then((m) => m.daemonReload),
+  'daemon-reexec': () => import('./commands/jobs.js').then((m) => m.daemonReexec),
   enable: () => import('./commands/jobs.js').then((m) => m.enable),
   disable: () => import('./commands/jobs.js').then((m) => m.disable),
   status: () => import('./commands/status.js').then((m) => m.status),

@@ -48,6 +48,12 @@ function handle(text: string, fds: number[]): void {
     return;
   }
   for (const fd of fds) native.close(fd);
+  if (message.op === 'sync') {
+    // Everything sent before this is in the manifest once this answer arrives.
+    save();
+    native.sendMessage(CONTROL_FD, Buffer.from('{"op":"synced"}'));
+    return;
+  }
   if (message.op === 'drop' && message.key !== undefined) {
     const entry = held.get(message.key);
     if (entry !== undefined) {

@@ -5,7 +5,7 @@
  */
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { native } from '../native.js';
+import { native, POLLIN } from '../native.js';
 import { bootId, hasCode, Pidfd } from '../pidfd/index.js';
 import { readJson } from './state-file.js';
 
@@ -80,6 +80,21 @@ export class Keeper {
       native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'drop', key })));
     } catch (error) {
       if (!hasCode(error, 'EAGAIN', 'EPIPE', 'ECONNREFUSED')) throw error;
+    }
+  }
+
+  /** Waits (synchronously, bounded) until the keeper has recorded everything sent so far. */
+  sync(timeoutMs = 5000): boolean {
+    if (this.#closed) return false;
+    native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'sync' })));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0 || native.pollFd(this.#socket, POLLIN, left) === 0) return false;
+      const reply = native.receiveMessage(this.#socket, 4096);
+      if (reply === null) continue;
+      for (const fd of reply.fds) native.close(fd);
+      if (reply.data.toString('utf8').includes('"synced"')) return true;
     }
   }
 

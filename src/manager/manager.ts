@@ -108,9 +108,11 @@ export class Manager extends EventEmitter {
 
   /** Starts reaping (as subreaper unless disabled) and loads every unit. */
   async open(): Promise<void> {
-    this.reaper.install(this.#options.subreaper !== false);
     await this.reload();
     await this.#restore();
+    // Reaping starts only now: a child that ended meanwhile (across a re-exec) stays a zombie, so
+    // its status is still there for the restored unit that tracks it.
+    this.reaper.install(this.#options.subreaper !== false);
     const queued = this.#pendingNotify ?? [];
     this.#pendingNotify = undefined;
     for (const message of queued) this.#onNotify(message);
@@ -176,6 +178,24 @@ export class Manager extends EventEmitter {
   }
 
   #persistPending = false;
+  #detaching = false;
+
+  /** Whether every unit is in a settled state (no job half done). */
+  settled(): boolean {
+    return [...this.units.values()].every((u) => u.activeState === 'active' || u.activeState === 'inactive' || u.activeState === 'failed' || u.subState === 'auto-restart');
+  }
+
+  /**
+   * Lets go of everything without touching a process, for daemon-reexec: the state is recorded,
+   * timers stop, reaping stops (children that end meanwhile stay zombies for the next image), and
+   * what the keeper holds stays with it.
+   */
+  detach(): void {
+    this.#detaching = true;
+    for (const unit of this.units.values()) unit.dispose();
+    this.#persistNow();
+    this.reaper.uninstall();
+  }
   #pendingNotify: NotifyMessage[] | undefined = [];
   readonly #transientTexts = new Map<string, string>();
 
@@ -222,7 +242,8 @@ export class Manager extends EventEmitter {
     };
     hold(writer);
     void capture.done.then(() => {
-      for (const key of keys) keeper.drop(key);
+      // A capture ending because this daemon lets go (re-exec) must stay with the keeper.
+      if (!this.#detaching) for (const key of keys) keeper.drop(key);
     });
     return (w) => hold({ pid: w.pid, pidfdId: w.pidfdId?.toString() ?? null });
   }

@@ -340,7 +340,7 @@ describe('validateParameters', () => {
     assert.equal(validateParameters(tree, findMethod(tree, 'M')!, { t: nest(100) }), undefined);
     const failure = validateParameters(tree, findMethod(tree, 'M')!, { t: nest(100000) });
     assert.equal(failure?.parameter, 't');
-    assert.match(failure!.reason, /^t(\.children\[0\]){128}: nested more than 256 levels deep$/);
+    assert.match(failure!.reason, /^t(\.children\[0\]){128}\.children: nested more than 256 levels deep$/);
   });
 
   it('checks bool and object', () => {

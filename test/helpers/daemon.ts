@@ -56,8 +56,17 @@ export async function startTestDaemon(units: Record<string, string> = {}, reuse?
       return holdfast([...args], { env: { HOLDFAST_SOCKET: socket } });
     },
     async call<T extends object>(method: string, params: object = {}) {
-      client ??= await VarlinkClient.connect(socket);
-      return client.call<T>(`io.holdfast.Manager.${method}`, params);
+      for (let attempt = 0; ; attempt++) {
+        client ??= await VarlinkClient.connect(socket);
+        try {
+          return await client.call<T>(`io.holdfast.Manager.${method}`, params);
+        } catch (error) {
+          // A daemon-reexec closes connections (the socket stays): connect again once.
+          if (attempt > 0 || (error as Error).name !== 'io.systemd.Disconnected') throw error;
+          client.destroy();
+          client = undefined;
+        }
+      }
     },
     async crash() {
       await client?.close();

@@ -147,6 +147,11 @@ export interface VarlinkCloseOptions {
    * milliseconds, before their connections are destroyed (default 5000).
    */
   graceMs?: number;
+  /**
+   * Leave the socket file in place (default false): for a daemon that re-executes itself and keeps
+   * a copy of the listening fd, so clients keep connecting to the same path.
+   */
+  keepSocketFile?: boolean;
 }
 
 const SERVICE_IDL = `# The interface every Varlink service offers: it describes the service and the interfaces it
@@ -522,14 +527,14 @@ export class VarlinkServer {
    */
   close(options: VarlinkCloseOptions = {}): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
-    this.#closing = this.#shutdown(options.graceMs ?? 5000);
+    this.#closing = this.#shutdown(options.graceMs ?? 5000, options.keepSocketFile === true);
     return this.#closing;
   }
 
-  async #shutdown(graceMs: number): Promise<void> {
+  async #shutdown(graceMs: number, keepSocketFile: boolean): Promise<void> {
     const server = this.#server;
     const stopped = server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
-    await this.#unlinkOwnSocket();
+    if (!keepSocketFile) await this.#unlinkOwnSocket();
     const gone = new Promise<void>((resolve) => {
       this.#allGone = resolve;
     });

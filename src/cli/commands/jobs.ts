@@ -152,3 +152,23 @@ function enableVerb(verb: 'enable' | 'disable'): Command {
 
 export const enable = enableVerb('enable');
 export const disable = enableVerb('disable');
+
+export const daemonReexec: Command = {
+  name: 'daemon-reexec',
+  summary: 'restart the daemon\'s program in place, keeping every service',
+  usage: `Usage: holdfast daemon-reexec [--socket PATH]
+
+Re-executes the daemon (new code after an upgrade): jobs in flight finish first, every service keeps
+running with its pidfd, log pipe and notify socket, and the control socket never goes away.
+Returns once the new daemon answers.`,
+  async run(args) {
+    const { values } = parseArgs({ args, options: clientOptions });
+    await withDaemon(values.socket, (client) => client.call('io.holdfast.Daemon.Reexecute', {}));
+    // Connections made now wait in the kept socket's backlog until the new image serves them.
+    return withDaemon(values.socket, async (client) => {
+      const { units } = await client.call<{ units: unknown[] }>(method('List'), {});
+      if (values.json === true) printJson({ units: units.length });
+      return 0;
+    });
+  },
+};
