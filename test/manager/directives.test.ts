@@ -217,3 +217,24 @@ print(json.dumps({"interfaces": info["parameters"]["interfaces"], "head": desc["
     assert.equal((await status(d, 'boot')).enabled, 'disabled');
   });
 });
+
+describe('holdfast status PID', () => {
+  it('shows the unit a process belongs to, and says so when it belongs to none', async () => {
+    const d = await startTestDaemon({ 'pidowner.service': "[Service]\nExecStart=/bin/sh -c 'sleep 600 & exec sleep 600'\n" });
+    try {
+      await d.call('Start', { name: 'pidowner' });
+      const main = (await status(d, 'pidowner')).mainProcess!;
+      const byPid = await d.cli(['status', String(main.pid), '--json']);
+      assert.equal(byPid.code, 0, byPid.stderr);
+      assert.equal((JSON.parse(byPid.stdout) as UnitStatus).name, 'pidowner.service');
+      const byRef = await d.cli(['status', `${main.pid}:${main.pidfdId! + 1}`]);
+      assert.equal(byRef.code, 1);
+      assert.match(byRef.stderr, /no such process/);
+      const stranger = await d.cli(['status', String(process.pid)]);
+      assert.equal(stranger.code, 1);
+      assert.match(stranger.stderr, /belongs to no unit/);
+    } finally {
+      await d.stop();
+    }
+  });
+});

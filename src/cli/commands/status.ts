@@ -77,9 +77,10 @@ async function fetchStatus(client: Parameters<Parameters<typeof withDaemon>[1]>[
 export const status: Command = {
   name: 'status',
   summary: 'the state of units: main process with pidfd id, uptime, restarts, last log lines',
-  usage: `Usage: holdfast status [-n LINES] [--json] [--socket PATH] [UNIT...]
+  usage: `Usage: holdfast status [-n LINES] [--json] [--socket PATH] [UNIT|PID|PID:PIDFDID...]
 
-Without a unit, every unit. Exit codes as systemctl's: 0 all active; 3 a unit is not active;
+Without a unit, every unit. A PID shows the unit that process belongs to (the daemon checks the
+PID against its pidfd just before answering). Exit codes as systemctl's: 0 all active; 3 a unit is not active;
 4 no such unit.`,
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: { ...clientOptions, lines: { type: 'string', short: 'n', default: '10' } }, allowPositionals: true });
@@ -87,7 +88,21 @@ Without a unit, every unit. Exit codes as systemctl's: 0 all active; 3 a unit is
     if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`-n takes a number of lines, not ${values.lines}`);
     return withDaemon(values.socket, async (client) => {
       const units = positionals.length === 0 ? (await client.call<{ units: UnitStatus[] }>(method('List'), {})).units : [];
-      for (const name of positionals) units.push(await fetchStatus(client, unitName(name)));
+      for (const name of positionals) {
+        if (/^\d+$/.test(name) || /^\d+:\d+/.test(name)) {
+          // A PID (or PID:PIDFDID): the unit it belongs to, checked by the daemon against its pidfd.
+          const [pid, id] = name.split(':');
+          let owner: string;
+          try {
+            ({ unit: owner } = await client.call<{ unit: string }>(method('UnitByProcess'), { process: { pid: Number(pid), ...(id === undefined ? {} : { pidfdId: Number(id) }) } }));
+          } catch (error) {
+            explain(error, 4);
+          }
+          units.push(await fetchStatus(client, owner));
+        } else {
+          units.push(await fetchStatus(client, unitName(name)));
+        }
+      }
       if (values.json === true) {
         printJson(positionals.length === 1 ? units[0] : units);
       } else {
