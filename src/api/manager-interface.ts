@@ -64,6 +64,8 @@ method Enable(name: string, enable: bool) -> (units: []string)
 method Logs(name: string, lines: ?int, since: ?int, follow: ?bool) -> (records: []LogRecord)
 # With more: one reply per state change or manager message.
 method Subscribe() -> (event: object)
+# Puts running processes under a new scope unit; pid 0 is the caller (taken from the socket, SO_PEERPIDFD).
+method CreateScope(name: ?string, processes: []ProcessId, description: ?string) -> (unit: string)
 # The unit of a process, verified against its pidfd just before the reply.
 method UnitByProcess(process: ProcessId) -> (unit: string, process: ProcessId)
 
@@ -221,27 +223,21 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
         });
         return { event: {} };
       },
-      UnitByProcess: (params: { process: JsonValue }, call: VarlinkCall) => {
-        let ref: ProcessRef;
+      CreateScope: (params: { name?: string | null; processes: JsonValue[]; description?: string | null }, call: VarlinkCall) => {
+        if (params.processes.length === 0) throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'processes' });
+        const handles: Pidfd[] = [];
         try {
-          ref = ProcessRef.parse(params.process);
-        } catch {
-          throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'process' });
-        }
-        let handle: Pidfd;
-        try {
-          if (ref.pid === 0) {
-            const peer = call.peer;
-            if (peer?.pidfd !== undefined) handle = Pidfd.adopt(native.dup(peer.pidfd), { pid: peer.pid }) // the server owns the peer pidfd; the handle gets a copy;
-            else if (peer !== undefined) handle = Pidfd.open(peer.pid);
-            else throw new VarlinkError(`${MANAGER_INTERFACE}.NoSuchProcess`, { pid: 0 });
-          } else {
-            handle = ref.resolve();
-          }
+          for (const value of params.processes) handles.push(processHandle(value, call));
+          const name = params.name ?? `run-${handles[0]!.pid}-${Date.now().toString(36)}.scope`;
+          const unit = manager.createScope(name, handles, params.description ?? `Scope of PID ${handles.map((h) => h.pid).join(', ')}`);
+          return { unit: unit.name };
         } catch (error) {
-          if (error instanceof VarlinkError) throw error;
-          throw new VarlinkError(`${MANAGER_INTERFACE}.NoSuchProcess`, { pid: ref.pid });
+          for (const handle of handles) handle.close();
+          throw unitError(error, params.name ?? '');
         }
+      },
+      UnitByProcess: (params: { process: JsonValue }, call: VarlinkCall) => {
+        const handle = processHandle(params.process, call);
         try {
           const unit = manager.unitOfProcess(handle);
           if (unit === undefined) throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessNotInUnit`, { pid: handle.pid });
@@ -276,4 +272,24 @@ export function reexecInterface(reexec: () => void): VarlinkInterfaceImplementat
       },
     },
   };
+}
+
+/** A verified handle for a `ProcessId` parameter; pid 0 is the caller, from the connection. */
+function processHandle(value: JsonValue, call: VarlinkCall): Pidfd {
+  let ref: ProcessRef;
+  try {
+    ref = ProcessRef.parse(value);
+  } catch {
+    throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'process' });
+  }
+  try {
+    if (ref.pid !== 0) return ref.resolve();
+    const peer = call.peer;
+    // The server owns the peer pidfd; the handle gets a copy.
+    if (peer?.pidfd !== undefined) return Pidfd.adopt(native.dup(peer.pidfd), { pid: peer.pid });
+    if (peer !== undefined) return Pidfd.open(peer.pid);
+  } catch (error) {
+    if (error instanceof VarlinkError) throw error;
+  }
+  throw new VarlinkError(`${MANAGER_INTERFACE}.NoSuchProcess`, { pid: ref.pid });
 }

@@ -285,7 +285,7 @@ export class Manager extends EventEmitter {
 
   /** The unit, loading an instance of a template on first use. Throws `ENOENT` if there is none. */
   async unit(name: string): Promise<ServiceUnit> {
-    const full = name.includes('.') ? name : `${name}.service`;
+    const full = name.includes('.') ? name : this.units.has(`${name}.scope`) ? `${name}.scope` : `${name}.service`;
     const existing = this.units.get(full);
     if (existing !== undefined) return existing;
     const broken = this.broken.get(full);
@@ -391,6 +391,23 @@ export class Manager extends EventEmitter {
     return this.start(full);
   }
 
+  /** Puts processes that were started elsewhere under a new scope unit (`holdfast run --scope`). */
+  createScope(name: string, handles: Pidfd[], description: string): ServiceUnit {
+    const full = name.endsWith('.scope') || name.endsWith('.service') ? name : `${name}.scope`;
+    const existing = this.units.get(full);
+    if (existing !== undefined && (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed'))) {
+      throw Object.assign(new Error(`unit ${full} already exists`), { code: 'EEXIST' });
+    }
+    // A scope runs nothing itself: the placeholder command is never executed.
+    const text = `[Unit]\nDescription=${description.replace(/[\n%]/g, ' ')}\n[Service]\nExecStart=/bin/true\n`;
+    const parsed = parseServiceUnitText(text, `transient:${full}`, { unitName: full.replace(/\.scope$/, '.service') });
+    if (parsed.config === undefined) throw Object.assign(new Error('invalid scope'), { code: 'EINVAL' });
+    const unit = new ServiceUnit({ ...parsed.config, name: full, names: [full] }, this.#host, true);
+    this.units.set(full, unit);
+    unit.adoptScope(handles);
+    return unit;
+  }
+
   /** Marks a unit to start with the daemon, as `[Install] WantedBy=` would. */
   async enable(name: string, on: boolean): Promise<string[]> {
     const unit = await this.unit(name);
@@ -414,7 +431,7 @@ export class Manager extends EventEmitter {
 
   /** The snapshot of one unit. */
   async status(name: string): Promise<UnitStatus> {
-    const full = name.includes('.') ? name : `${name}.service`;
+    const full = name.includes('.') ? name : this.units.has(`${name}.scope`) ? `${name}.scope` : `${name}.service`;
     const broken = this.broken.get(full);
     if (broken !== undefined) return brokenStatus(broken);
     const unit = await this.unit(full);

@@ -526,7 +526,14 @@ export class ServiceUnit {
     const main = this.main !== undefined && this.main.status === undefined ? this.main : undefined;
     const collect = (): Pidfd[] => {
       if (s.killMode === 'process') return [];
-      return sessionMembers(this.#sessions, new Set(main === undefined ? [] : [main.handle.pid]));
+      const scope = this.#scopeMembers.filter((m) => m.status === undefined).flatMap((m) => {
+        try {
+          return [m.ref.resolve()];
+        } catch {
+          return [];
+        }
+      });
+      return [...scope, ...sessionMembers(this.#sessions, new Set(main === undefined ? [] : [main.handle.pid]))];
     };
     let others = collect();
     if (main === undefined && others.length === 0) return;
@@ -658,7 +665,19 @@ export class ServiceUnit {
   #onMainExit(proc: Proc): void {
     const status = proc.status!;
     this.#host.drainNotify();
-    this.#note('info', `main process ${proc.handle.pid} ${describe(status)}`);
+    this.#note('info', `${this.#isScope ? 'scope process' : 'main process'} ${proc.handle.pid} ${describe(status)}`);
+    if (this.#isScope && (this.activeState === 'active' || this.activeState === 'reloading')) {
+      // A scope is active while any of its processes lives; the next one stands for it.
+      const next = this.#scopeMembers.find((m) => m.status === undefined);
+      if (next !== undefined) {
+        this.#scopeMembers = this.#scopeMembers.filter((m) => m !== next);
+        this.#adoptMainProc(next);
+        return;
+      }
+      this.main = undefined;
+      this.#setState('inactive', 'dead');
+      return;
+    }
     const result = this.#classify(status);
     if (this.activeState === 'active' || this.activeState === 'reloading') {
       this.main = undefined;
@@ -919,6 +938,28 @@ export class ServiceUnit {
 
   #note(level: 'info' | 'warning' | 'error', text: string): void {
     this.#host.note(this, level, text);
+  }
+
+  #isScope = false;
+  #scopeMembers: Proc[] = [];
+
+  /**
+   * Makes this unit a scope of processes started elsewhere (`holdfast run --scope`): it is active
+   * while any of them lives, and stopping it signals each through its pidfd (a process-group
+   * leader's whole group too). The handles are the unit's from now on.
+   */
+  adoptScope(handles: Pidfd[]): void {
+    this.#isScope = true;
+    this.invocationId = randomBytes(16).toString('hex');
+    this.result = 'success';
+    const procs = handles.map((handle) => this.#track(handle, false));
+    this.#scopeMembers = procs.slice(1);
+    this.activeEnterTimestamp = Date.now();
+    this.#setState('active', 'running');
+    this.#adoptMainProc(procs[0]!);
+    for (const member of this.#scopeMembers) {
+      void member.exited.then((status) => this.#note('info', `scope process ${member.handle.pid} ${describe(status)}`));
+    }
   }
 
   /** What a daemon records about this unit so that a new daemon can pick it up. */
