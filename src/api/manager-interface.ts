@@ -38,7 +38,12 @@ type UnitStatus (
   fragmentPath: ?string,
   dropInPaths: []string,
   transient: bool,
-  enabled: string
+  enabled: string,
+  cgroup: ?string,
+  memoryCurrent: ?int,
+  cpuUsageUsec: ?int,
+  tasks: ?int,
+  cgroupUnavailable: ?string
 )
 
 # How a job ended: done, failed, skipped, canceled, timeout, unsupported, or queued (no-block).

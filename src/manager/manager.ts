@@ -3,7 +3,7 @@
  * every change as an event. It holds no PID without a pidfd.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native.js';
@@ -17,6 +17,7 @@ import {
   type ServiceUnitConfig,
 } from '../unit/index.js';
 import { ChildReaper } from './reaper.js';
+import { CgroupTree } from './cgroups.js';
 import { withTimeout } from './timers.js';
 import { ServiceUnit, type JobResult } from './service.js';
 import type { ServiceHost, SpawnIo } from './service-host.js';
@@ -65,6 +66,8 @@ export interface ManagerOptions {
   keeper?: Keeper;
   /** What a previous daemon's keeper held, taken back at start (see {@link Keeper.takeOver}). */
   recovered?: RecoveredFd[];
+  /** Use cgroups where the machine allows (default true). */
+  cgroups?: boolean;
 }
 
 /** A unit that failed to load, kept so `status` can say why. */
@@ -104,7 +107,19 @@ export class Manager extends EventEmitter {
     mkdirSync(options.stateDir, { recursive: true });
     this.#enabled = new Set(readJson<string[]>(join(options.stateDir, 'enabled.json')) ?? []);
     this.on('event', () => this.#schedulePersist());
+    const tree = options.cgroups === false ? 'disabled by the daemon\'s options' : CgroupTree.open(options.stateDir);
+    if (typeof tree === 'string') {
+      this.cgroupsUnavailable = tree;
+      this.#log('info', `no cgroups (${tree}): units are tracked by process sessions`);
+    } else {
+      this.cgroups = tree;
+    }
   }
+
+  /** The daemon's cgroup subtree, where the machine gives one. */
+  readonly cgroups: CgroupTree | undefined;
+  /** Why there are no cgroups, when there are none. */
+  readonly cgroupsUnavailable: string | undefined;
 
   /** Starts reaping (as subreaper unless disabled) and loads every unit. */
   async open(): Promise<void> {
@@ -448,6 +463,14 @@ export class Manager extends EventEmitter {
   unitOfProcess(handle: Pidfd): ServiceUnit | undefined {
     const ref = ProcessRef.of(handle);
     for (const unit of this.units.values()) if (unit.owns(ref) !== undefined) return unit;
+    if (this.cgroups !== undefined) {
+      for (const unit of this.units.values()) {
+        const members = this.cgroups.members(unit.name);
+        const found = members.some((m) => m.pid === handle.pid && m.id === handle.id);
+        for (const m of members) m.close();
+        if (found) return unit;
+      }
+    }
     const session = sessionOf(handle);
     if (session === undefined) return undefined;
     for (const unit of this.units.values()) if (unit.sessions.has(session)) return unit;
@@ -462,6 +485,7 @@ export class Manager extends EventEmitter {
     await Promise.all(active.map((u) => u.stop()));
     for (const unit of this.units.values()) unit.dispose();
     this.#persistNow();
+    this.cgroups?.removeAll(this.units.keys());
     this.reaper.reap();
     this.reaper.uninstall();
     this.#self.close();
@@ -469,7 +493,17 @@ export class Manager extends EventEmitter {
 
   #statusOf(unit: ServiceUnit): UnitStatus {
     const enabled = unit.transient ? 'transient' : this.#enabled.has(unit.name) ? 'enabled' : hasInstall(unit.config) ? 'disabled' : 'static';
-    return { ...unit.status(), loadState: 'loaded', enabled };
+    const stats = this.cgroups !== undefined && existsSync(this.cgroups.path(unit.name)) ? this.cgroups.stats(unit.name) : undefined;
+    return {
+      ...unit.status(),
+      loadState: 'loaded',
+      enabled,
+      cgroup: stats?.path ?? null,
+      memoryCurrent: stats?.memoryCurrent ?? null,
+      cpuUsageUsec: stats?.cpuUsageUsec ?? null,
+      tasks: stats?.tasks ?? null,
+      ...(this.cgroupsUnavailable === undefined ? {} : { cgroupUnavailable: this.cgroupsUnavailable }),
+    };
   }
 
   #outcome(unit: ServiceUnit, result: JobResult): JobOutcome {
@@ -576,6 +610,22 @@ export class Manager extends EventEmitter {
       },
       drainNotify() {
         manager.#options.notify?.drain();
+      },
+      cgroupForSpawn(unit) {
+        const tree = manager.cgroups;
+        if (tree === undefined) return undefined;
+        const { fd, unapplied } = tree.prepare(unit.name, unit.config.service);
+        for (const what of unapplied) manager.#noteUnit(unit, 'warning', `${what} not applied`);
+        return { fd, close: () => closeSync(fd) };
+      },
+      cgroupMembers(unit) {
+        return manager.cgroups?.members(unit.name);
+      },
+      cgroupKill(unit) {
+        return manager.cgroups?.kill(unit.name) ?? false;
+      },
+      cgroupEmpty(unit, timeoutMs) {
+        return manager.cgroups?.whenEmpty(unit.name, timeoutMs) ?? Promise.resolve(true);
       },
       stateChanged(unit) {
         const event: ManagerEvent = {

@@ -33,6 +33,14 @@ export interface ServiceHost {
   /** Handle queued notify datagrams now (before acting on an exit). */
   drainNotify(): void;
   stateChanged(unit: ServiceUnit): void;
+  /** The unit's cgroup for a spawn (an fd for CLONE_INTO_CGROUP), or undefined without cgroups. */
+  cgroupForSpawn(unit: ServiceUnit): { fd: number; close(): void } | undefined;
+  /** The live processes of the unit's cgroup; undefined without cgroups. */
+  cgroupMembers(unit: ServiceUnit): Pidfd[] | undefined;
+  /** SIGKILL to everything in the unit's cgroup at once; false without cgroups. */
+  cgroupKill(unit: ServiceUnit): boolean;
+  /** Resolves true once the unit's cgroup is empty (true at once without cgroups). */
+  cgroupEmpty(unit: ServiceUnit, timeoutMs: number): Promise<boolean>;
   note(unit: ServiceUnit, level: 'info' | 'warning' | 'error', text: string): void;
 }
 

@@ -533,7 +533,14 @@ export class ServiceUnit {
           return [];
         }
       });
-      return [...scope, ...sessionMembers(this.#sessions, new Set(main === undefined ? [] : [main.handle.pid]))];
+      const exclude = new Set(main === undefined ? [] : [main.handle.pid]);
+      // With a cgroup it is the whole truth about the unit's processes; sessions are the fallback.
+      const grouped = this.#host.cgroupMembers(this)?.filter((h) => {
+        if (!exclude.has(h.pid)) return true;
+        h.close();
+        return false;
+      });
+      return [...scope, ...(grouped ?? sessionMembers(this.#sessions, exclude))];
     };
     let others = collect();
     if (main === undefined && others.length === 0) return;
@@ -550,7 +557,7 @@ export class ServiceUnit {
     if (main !== undefined) send(main.handle, signal);
     // KillMode=mixed: only the main process gets the first signal; the rest are killed outright later.
     if (s.killMode !== 'mixed') for (const handle of others) send(handle, signal);
-    const everyone = (): Promise<unknown> => Promise.all([main?.exited, ...others.map((h) => h.exited)]);
+    const everyone = (): Promise<unknown> => Promise.all([main?.exited, ...others.map((h) => h.exited), this.#host.cgroupEmpty(this, Infinity)]);
     let outcome = await withTimeout(everyone(), s.killMode === 'mixed' && main === undefined ? 0 : s.timeoutStopMs);
     if (outcome === 'timeout' || s.killMode === 'mixed') {
       for (const handle of others) handle.close();
@@ -564,7 +571,9 @@ export class ServiceUnit {
         if (s.sendSigkill || s.killMode === 'mixed') {
           this.#setState(this.activeState === 'failed' ? 'failed' : 'deactivating', killState);
           if (mainAlive && outcome === 'timeout') send(main.handle, s.finalKillSignal);
-          for (const handle of others) send(handle, s.finalKillSignal);
+          // cgroup.kill reaches everything in the cgroup at once, including processes forked after the scan.
+          const wholeGroupKilled = s.finalKillSignal === 9 && s.killMode !== 'mixed' && this.#host.cgroupKill(this);
+          if (!wholeGroupKilled) for (const handle of others) send(handle, s.finalKillSignal);
           outcome = await withTimeout(everyone(), s.timeoutStopMs);
           if (outcome === 'timeout') this.#note('error', 'processes survived the final kill signal; giving up on them');
         }
@@ -799,8 +808,10 @@ export class ServiceUnit {
     }
 
     const io = this.#host.stdio(this, s, kind);
+    let cgroup: { fd: number; close(): void } | undefined;
     let spawned;
     try {
+      cgroup = this.#host.cgroupForSpawn(this);
       const cwd = s.workingDirectory.type === 'home' ? (account?.home ?? this.#host.home()) : s.workingDirectory.path;
       spawned = spawnCommand({
         command,
@@ -815,6 +826,7 @@ export class ServiceUnit {
         fds: io.fds,
         rlimits: Object.entries(s.limits).map(([name, limit]) => [RLIMIT_RESOURCES[name]!, limit!.soft === Infinity ? 2n ** 64n - 1n : limit!.soft, limit!.hard === Infinity ? 2n ** 64n - 1n : limit!.hard]),
         watchdogEnv: isMain && this.#watchdogMs > 0,
+        ...(cgroup === undefined ? {} : { cgroupFd: cgroup.fd }),
       });
     } catch (error) {
       io.abort();
@@ -825,6 +837,7 @@ export class ServiceUnit {
       return undefined;
     } finally {
       io.afterSpawn();
+      cgroup?.close();
     }
     const handle = spawned.handle;
     io.attach(handle);

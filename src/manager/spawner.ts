@@ -26,6 +26,8 @@ export interface SpawnRequest {
   watchdogEnv?: boolean;
   /** Put LISTEN_PID= / LISTEN_PIDFDID= (the child's own) in its environment. */
   listenEnv?: boolean;
+  /** Start the child in this cgroup (an fd of its directory). */
+  cgroupFd?: number;
 }
 
 /** A spawned process. */
@@ -77,6 +79,7 @@ export function spawnCommand(request: SpawnRequest): Spawned {
     ...(request.rlimits === undefined ? {} : { rlimits: request.rlimits }),
     watchdogEnv: request.watchdogEnv === true,
     listenEnv: request.listenEnv === true,
+    ...(request.cgroupFd === undefined ? {} : { cgroupFd: request.cgroupFd }),
   };
   let raw: { pid: number; pidfd: number };
   try {

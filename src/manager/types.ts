@@ -72,6 +72,16 @@ export interface UnitStatus {
   dropInPaths: string[];
   transient: boolean;
   enabled: 'enabled' | 'disabled' | 'static' | 'transient';
+  /** The unit's cgroup v2 path, when the daemon has cgroups. */
+  cgroup?: string | null;
+  /** memory.current in bytes, where the memory controller is enabled. */
+  memoryCurrent?: number | null;
+  /** CPU time used, in µs (cpu.stat usage_usec). */
+  cpuUsageUsec?: number | null;
+  /** Processes in the cgroup. */
+  tasks?: number | null;
+  /** Why the daemon has no cgroups (then units are tracked by process sessions). */
+  cgroupUnavailable?: string;
 }
 
 /** One event on the subscription stream. */

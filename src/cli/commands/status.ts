@@ -30,6 +30,18 @@ export function formatDuration(ms: number): string {
   return parts.join(' ') || '0s';
 }
 
+/** "12.5M", "640K". */
+function formatBytes(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return `${i === 0 ? value : value.toFixed(1)}${units[i]}`;
+}
+
 function stateText(unit: UnitStatus): string {
   const state = `${unit.activeState} (${unit.subState})`;
   const colored = unit.activeState === 'active' ? paint('green', state) : unit.activeState === 'failed' ? paint('red', state) : state;
@@ -59,6 +71,11 @@ export function formatStatus(unit: UnitStatus, logs: LogLine[]): string {
   const exit = unit.lastExit === null ? 'none' : unit.lastExit.code !== null ? `code ${unit.lastExit.code}` : `signal ${unit.lastExit.signal}`;
   lines.push(`   Restarts: ${unit.restarts}; last exit: ${exit}`);
   if (unit.invocationId !== null) lines.push(` Invocation: ${unit.invocationId}`);
+  if (unit.tasks !== undefined && unit.tasks !== null) lines.push(`      Tasks: ${unit.tasks}`);
+  if (unit.memoryCurrent !== undefined && unit.memoryCurrent !== null) lines.push(`     Memory: ${formatBytes(unit.memoryCurrent)}`);
+  if (unit.cpuUsageUsec !== undefined && unit.cpuUsageUsec !== null) lines.push(`        CPU: ${formatDuration(unit.cpuUsageUsec / 1000)}`);
+  if (unit.cgroup !== undefined && unit.cgroup !== null) lines.push(`     CGroup: ${unit.cgroup}`);
+  else if (unit.cgroupUnavailable !== undefined) lines.push(`     CGroup: none (${unit.cgroupUnavailable}); processes are tracked by session`);
   if (logs.length > 0) {
     lines.push('');
     for (const record of logs) lines.push(formatLogLine(unit.name, record));
