@@ -975,6 +975,26 @@ export class ServiceUnit {
     }
   }
 
+  async #awaitReadyAfterRestore(proc: Proc): Promise<void> {
+    const generation = ++this.#generation;
+    const s = this.config.service;
+    const outcome = await withTimeout(
+      Promise.race([this.#ready.promise.then(() => 'ready' as const), proc.exited.then(() => 'exited' as const)]),
+      s.timeoutStartMs,
+      this.#newTimeout(s.timeoutStartMs),
+    );
+    if (generation !== this.#generation) return;
+    this.#timeout = undefined;
+    if (outcome === 'ready') {
+      this.activeEnterTimestamp = Date.now();
+      this.#setState('active', 'running');
+      this.#watchdogMs = s.watchdogMs;
+      this.#armWatchdog();
+      return;
+    }
+    await this.#failStart(generation, outcome === 'timeout' ? 'timeout' : 'protocol');
+  }
+
   /** What a daemon records about this unit so that a new daemon can pick it up. */
   record(): UnitRecord {
     return {
@@ -1025,11 +1045,26 @@ export class ServiceUnit {
       const session = sessionOf(main);
       if (session !== undefined && record.sessions.includes(session)) this.#sessions.add(session);
       this.main = this.#track(main, true);
+      this.#note('info', `re-adopted main process ${main.pid}${main.id === undefined ? '' : ` (pidfd id ${main.id})`}`);
+      const type = this.config.service.type;
+      if (record.activeState === 'deactivating') {
+        // The previous daemon was stopping it: finish the stop, and do not restart what was being stopped.
+        this.#manualStop = true;
+        this.#setState('deactivating', 'stop-sigterm');
+        void this.#stop(false);
+        return;
+      }
+      if (record.activeState === 'activating' && record.subState === 'start' && (type === 'notify' || type === 'notify-reload')) {
+        // Still waiting for READY=1: keep waiting, with the start timeout counted from now.
+        this.#setState('activating', 'start');
+        this.#adoptMainProc(this.main);
+        void this.#awaitReadyAfterRestore(this.main);
+        return;
+      }
       this.#adoptMainProc(this.main);
       this.#setState('active', 'running');
       this.#watchdogMs = this.config.service.watchdogMs;
       this.#armWatchdog();
-      this.#note('info', `re-adopted main process ${main.pid}${main.id === undefined ? '' : ` (pidfd id ${main.id})`}`);
       return;
     }
     main?.close();

@@ -113,3 +113,54 @@ describe('the daemon dies, the services do not', () => {
     }
   });
 });
+
+describe('the daemon killed mid-job', () => {
+  it('mid-start: a Type=notify service still waiting for READY=1 becomes active when it arrives at the new daemon', async () => {
+    let d = await startTestDaemon();
+    const gate = join(d.dir, 'ready-gate');
+    d.unit('slowstart.service', `[Service]\nType=notify\nNotifyAccess=all\nExecStart=/bin/sh -c 'while [ ! -e ${gate} ]; do sleep 0.05; done; systemd-notify --ready; exec sleep 600'\n`);
+    await d.call('DaemonReload');
+    await d.call('Start', { name: 'slowstart', noBlock: true });
+    const starting = await eventually(async () => {
+      const s = await status(d, 'slowstart');
+      return s.subState === 'start' && s.mainProcess !== null ? s : undefined;
+    }, 'the start to be under way');
+    await d.crash();
+    d = await startTestDaemon({}, d.dir);
+    try {
+      const waiting = await status(d, 'slowstart');
+      assert.equal(waiting.activeState, 'activating');
+      writeFileSync(gate, '');
+      const s = await eventually(async () => {
+        const st = await status(d, 'slowstart');
+        return st.activeState === 'active' ? st : undefined;
+      }, 'READY=1 at the new daemon');
+      assert.deepEqual(s.mainProcess, starting.mainProcess);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('mid-stop: the new daemon finishes the stop and does not restart the unit', async () => {
+    let d = await startTestDaemon({ 'slowstop.service': "[Service]\nExecStart=/bin/sh -c 'trap \"sleep 1; exit 0\" TERM; while :; do sleep 0.05; done'\nRestart=always\nTimeoutStopSec=20s\n" });
+    await d.call('Start', { name: 'slowstop' });
+    const main = (await status(d, 'slowstop')).mainProcess!;
+    using handle = Pidfd.verify(main.pid, main.pidfdId!);
+    await d.call('Stop', { name: 'slowstop', noBlock: true });
+    await eventually(async () => ((await status(d, 'slowstop')).activeState === 'deactivating' ? true : undefined), 'the stop to be under way');
+    await d.crash();
+    d = await startTestDaemon({}, d.dir);
+    try {
+      const s = await eventually(async () => {
+        const st = await status(d, 'slowstop');
+        return st.activeState === 'inactive' ? st : undefined;
+      }, 'the stop to finish');
+      assert.equal(s.mainProcess, null);
+      assert.equal(handle.isAlive(), false);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal((await status(d, 'slowstop')).activeState, 'inactive', 'not restarted');
+    } finally {
+      await d.stop();
+    }
+  });
+});
