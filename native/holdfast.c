@@ -1376,8 +1376,8 @@ static napi_value Probe(napi_env env, napi_callback_info info) {
   set_prop(env, obj, "getInfo", make_bool(env, get_info));
   set_prop(env, obj, "pidfdGetfd", make_bool(env, getfd));
 
-  /* PIDFD_INFO_EXIT: a short-lived child, reaped, then asked how it ended. */
-  if (get_info) {
+  /* clone3 and PIDFD_INFO_EXIT together: a short-lived child, reaped, then asked how it ended. */
+  {
     int cpidfd = -1;
     struct clone_args_v2 ca;
     memset(&ca, 0, sizeof ca);
@@ -1395,29 +1395,13 @@ static napi_value Probe(napi_env env, napi_callback_info info) {
       int r;
       do r = waitid((idtype_t)P_PIDFD, (id_t)cpidfd, &si, WEXITED | __WALL);
       while (r < 0 && errno == EINTR);
-      struct pidfd_info_v0 pi;
-      memset(&pi, 0, sizeof pi);
-      pi.mask = PIDFD_INFO_EXIT;
-      info_exit = ioctl(cpidfd, PIDFD_GET_INFO_64, &pi) == 0 && (pi.mask & PIDFD_INFO_EXIT) &&
-                  WIFEXITED(pi.exit_code) && WEXITSTATUS(pi.exit_code) == 7;
-      close(cpidfd);
-    }
-    set_prop(env, obj, "clone3", make_bool(env, pid > 0));
-  } else {
-    int cpidfd = -1;
-    struct clone_args_v2 ca;
-    memset(&ca, 0, sizeof ca);
-    ca.flags = CLONE_PIDFD;
-    ca.pidfd = (uint64_t)(uintptr_t)&cpidfd;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    long pid = syscall(SYS_clone3, &ca, 64);
-    if (pid == 0) syscall(SYS_exit_group, 0);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid > 0 && cpidfd >= 0) {
-      siginfo_t si;
-      waitid((idtype_t)P_PIDFD, (id_t)cpidfd, &si, WEXITED | __WALL);
+      if (get_info) {
+        struct pidfd_info_v0 pi;
+        memset(&pi, 0, sizeof pi);
+        pi.mask = PIDFD_INFO_EXIT;
+        info_exit = ioctl(cpidfd, PIDFD_GET_INFO_64, &pi) == 0 && (pi.mask & PIDFD_INFO_EXIT) &&
+                    WIFEXITED(pi.exit_code) && WEXITSTATUS(pi.exit_code) == 7;
+      }
       close(cpidfd);
     }
     set_prop(env, obj, "clone3", make_bool(env, pid > 0));

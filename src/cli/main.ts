@@ -78,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest);
   } catch (error) {
     process.stderr.write(`holdfast ${verb}: ${formatError(error)}\n`);
-    return error instanceof UsageError ? error.exitCode : 1;
+    if (error instanceof UsageError) return error.exitCode;
+    // util.parseArgs reports unknown or malformed options this way: that is bad usage too.
+    return String((error as NodeJS.ErrnoException).code ?? '').startsWith('ERR_PARSE_ARGS') ? 2 : 1;
   }
 }

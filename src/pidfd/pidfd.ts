@@ -84,14 +84,7 @@ export class Pidfd implements Disposable {
    * {@link Pidfd.verify} with an id, or {@link Pidfd.fromChild} for a child.
    */
   static open(pid: number): Pidfd {
-    assertPid(pid);
-    let fd: number;
-    try {
-      fd = native.pidfdOpen(pid, true);
-    } catch (error) {
-      throw explainOpenError(error, pid);
-    }
-    return new Pidfd(fd, pid, 'other', false);
+    return new Pidfd(openPidfd(pid), pid, 'other', false);
   }
 
   /** A handle to this process. */
@@ -106,13 +99,7 @@ export class Pidfd implements Disposable {
    */
   static verify(pid: number, id: bigint | number | string): Pidfd {
     const expected = parsePidfdId(id);
-    assertPid(pid);
-    let fd: number;
-    try {
-      fd = native.pidfdOpen(pid, true);
-    } catch (error) {
-      throw explainOpenError(error, pid);
-    }
+    const fd = openPidfd(pid);
     let actual: bigint | undefined;
     try {
       actual = native.pidfdId(fd);
@@ -357,6 +344,16 @@ export function parsePidfdId(id: bigint | number | string): bigint {
     if (value < 1n << 64n) return value;
   }
   throw errnoError('EINVAL', `not a pidfd id: ${String(id)} (expected a positive decimal 64-bit integer)`);
+}
+
+/** pidfd_open with the errors explained in terms of the PID. */
+function openPidfd(pid: number): number {
+  assertPid(pid);
+  try {
+    return native.pidfdOpen(pid, true);
+  } catch (error) {
+    throw explainOpenError(error, pid);
+  }
 }
 
 function assertPid(pid: number): void {

@@ -107,3 +107,13 @@ describe('holdfast process', () => {
     assert.match(help.stdout, /process +show, verify, signal or wait/);
   });
 });
+
+describe('holdfast option errors', () => {
+  it('exits 2 on an unknown option, in every verb', async () => {
+    for (const verb of ['verify', 'cat', 'features', 'status', 'list']) {
+      const { code, stderr } = await holdfast([verb, '--bogus']);
+      assert.equal(code, 2, `${verb}: ${stderr}`);
+      assert.match(stderr, /Unknown option '--bogus'/);
+    }
+  });
+});

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VarlinkClient } from '../../src/api/varlink/index.js';
+import type { UnitStatus } from '../../src/manager/types.js';
 import { HOLDFAST_BIN, holdfast } from './cli.js';
 
 /** A running daemon and the paths around it. */
@@ -95,4 +96,9 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`gave up waiting for ${what}`);
+}
+
+/** A unit's status through the daemon's API. */
+export async function unitStatus(d: TestDaemon, name: string): Promise<UnitStatus> {
+  return (await d.call<{ unit: UnitStatus }>('Status', { name })).unit;
 }

@@ -3,12 +3,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Pidfd } from '../../src/index.js';
-import type { LogRecord, UnitStatus } from '../../src/manager/types.js';
-import { eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import type { LogRecord } from '../../src/manager/types.js';
+import { eventually, startTestDaemon, unitStatus } from '../helpers/daemon.js';
 
-async function status(d: TestDaemon, name: string): Promise<UnitStatus> {
-  return (await d.call<{ unit: UnitStatus }>('Status', { name })).unit;
-}
+const status = unitStatus;
 
 describe('the daemon dies, the services do not', () => {
   it('after SIGKILL a new daemon re-adopts running services, loses no log line beyond those in flight at the kill, and learns how a service that died meanwhile ended', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Pidfd } from '../../src/index.js';
 import type { UnitStatus } from '../../src/manager/types.js';
-import { eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
 import { pythonPidfdId } from '../helpers/processes.js';
 
 function readEnv(path: string): Record<string, string> {
@@ -17,9 +17,7 @@ function readEnv(path: string): Record<string, string> {
   return env;
 }
 
-async function status(d: TestDaemon, name: string): Promise<UnitStatus> {
-  return (await d.call<{ unit: UnitStatus }>('Status', { name })).unit;
-}
+const status = unitStatus;
 
 describe('holdfast daemon: lifecycle and the v258 environment', () => {
   let d: TestDaemon;

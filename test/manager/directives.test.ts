@@ -6,11 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { VarlinkClient } from '../../src/api/varlink/index.js';
 import type { ManagerEvent, UnitStatus } from '../../src/manager/types.js';
 import { Pidfd } from '../../src/index.js';
-import { eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
 
-async function status(d: TestDaemon, name: string): Promise<UnitStatus> {
-  return (await d.call<{ unit: UnitStatus }>('Status', { name })).unit;
-}
+const status = unitStatus;
 
 async function start(d: TestDaemon, name: string): Promise<{ result: string; serviceResult: string; activeState: string }> {
   return (await d.call<{ job: { result: string; serviceResult: string; activeState: string } }>('Start', { name })).job;

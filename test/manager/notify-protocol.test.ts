@@ -5,12 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Pidfd } from '../../src/index.js';
-import type { UnitStatus } from '../../src/manager/types.js';
-import { eventually, startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
 
-async function status(d: TestDaemon, name: string): Promise<UnitStatus> {
-  return (await d.call<{ unit: UnitStatus }>('Status', { name })).unit;
-}
+const status = unitStatus;
 
 async function logText(d: TestDaemon, name: string): Promise<string> {
   return (await d.cli(['logs', name])).stdout;

@@ -21,12 +21,7 @@ const command: Command = {
   summary: 'show the files of a unit: its fragment and drop-ins',
   usage,
   async run(args: string[]): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, options: { units: { type: 'string', multiple: true } }, allowPositionals: true, strict: true });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
+    const parsed = parseArgs({ args, options: { units: { type: 'string', multiple: true } }, allowPositionals: true, strict: true });
     const units = parsed.positionals;
     if (units.length === 0) throw new UsageError('cat needs a unit name');
     const unitDirs = parsed.values.units ?? defaultUnitDirs();

@@ -55,6 +55,15 @@ function open(pid: number, id: bigint | undefined, ref: ProcessRef | undefined):
   return id === undefined ? Pidfd.open(pid) : Pidfd.verify(pid, id);
 }
 
+/** The handle, or the exit code after saying in one line why there is none. */
+function openOrRefuse(target: { pid: number; id: bigint | undefined; ref: ProcessRef | undefined }): Pidfd | number {
+  try {
+    return open(target.pid, target.id, target.ref);
+  } catch (error) {
+    return refusal(error, target.pid);
+  }
+}
+
 /** One line for why a verified open failed, plus exit 1. */
 function refusal(error: unknown, pid: number): number {
   if (hasCode(error, 'ESRCH')) {
@@ -73,13 +82,9 @@ async function show(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true });
   if (positionals.length !== 1 && positionals.length !== 2) throw new UsageError('usage: holdfast process show PID [--json]');
   const { pid, id, ref } = target(positionals);
-  let handle: Pidfd;
-  try {
-    handle = open(pid, id, ref);
-  } catch (error) {
-    return refusal(error, pid);
-  }
-  using _handle = handle;
+  const opened = openOrRefuse({ pid, id, ref });
+  if (typeof opened === 'number') return opened;
+  using handle = opened;
   const processRef = ProcessRef.of(handle);
   let info;
   try {
@@ -112,13 +117,9 @@ async function verify(args: string[]): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw new UsageError('usage: holdfast process verify PID ID');
   const { pid, id, ref } = target(positionals);
   if (id === undefined) throw new UsageError('verify needs the pidfd id: holdfast process verify PID ID');
-  let handle: Pidfd;
-  try {
-    handle = open(pid, id, ref);
-  } catch (error) {
-    return refusal(error, pid);
-  }
-  using _handle = handle;
+  const opened = openOrRefuse({ pid, id, ref });
+  if (typeof opened === 'number') return opened;
+  using handle = opened;
   if (!handle.verified) {
     process.stderr.write(`holdfast process: this kernel gives no pidfd ids; PID ${pid} exists but could not be verified\n`);
     return 1;
@@ -141,13 +142,9 @@ async function signal(args: string[]): Promise<number> {
     throw new UsageError(formatError(error));
   }
   const { pid, id, ref } = target(positionals);
-  let handle: Pidfd;
-  try {
-    handle = open(pid, id, ref);
-  } catch (error) {
-    return refusal(error, pid);
-  }
-  using _handle = handle;
+  const opened = openOrRefuse({ pid, id, ref });
+  if (typeof opened === 'number') return opened;
+  using handle = opened;
   try {
     handle.signal(number);
   } catch (error) {
@@ -164,13 +161,9 @@ async function wait(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true });
   if (positionals.length < 1 || positionals.length > 2) throw new UsageError('usage: holdfast process wait PID [ID] [--json]');
   const { pid, id, ref } = target(positionals);
-  let handle: Pidfd;
-  try {
-    handle = open(pid, id, ref);
-  } catch (error) {
-    return refusal(error, pid);
-  }
-  using _handle = handle;
+  const opened = openOrRefuse({ pid, id, ref });
+  if (typeof opened === 'number') return opened;
+  using handle = opened;
   const status: ExitStatus = await handle.exited;
   if (values.json === true) process.stdout.write(toJson(status) + '\n');
   else process.stdout.write(`process ${pid} ${describeExit(status)}\n`);

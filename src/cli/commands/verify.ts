@@ -67,12 +67,7 @@ const command: Command = {
   summary: 'check unit files and report problems as FILE:LINE: message',
   usage,
   async run(args: string[]): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({ args, options: { units: { type: 'string', multiple: true } }, allowPositionals: true, strict: true });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
+    const parsed = parseArgs({ args, options: { units: { type: 'string', multiple: true } }, allowPositionals: true, strict: true });
     const files = parsed.positionals;
     if (files.length === 0) throw new UsageError('verify needs at least one unit file');
     const unitDirs = parsed.values.units ?? defaultUnitDirs();
