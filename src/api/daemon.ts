@@ -56,6 +56,11 @@ function identifyPeer(fd: number): PeerIdentity | undefined {
 
 /** Starts the daemon and the units it should run. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const have = features();
+  if (!have.pidfdOpen || !have.pidfdSendSignal) {
+    // Without pidfds every signal would go to a bare PID: refuse loudly instead of risking a stranger.
+    throw new Error('this kernel has no pidfd_open/pidfd_send_signal (Linux 5.3+); holdfast will not supervise processes by bare PID');
+  }
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(options.runtimeDir, { recursive: true, mode: 0o755 });
   // What a crashed predecessor's keeper still holds comes back first, then a new keeper takes over.
