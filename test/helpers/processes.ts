@@ -22,7 +22,8 @@ export function openFdCount(): number {
  * PID and waits for it, so the shell (not us) reaps it.
  */
 export async function grandchild(script: string): Promise<{ pid: number; parent: ChildProcess }> {
-  const parent = spawn('sh', ['-c', `sh -c '${script}' & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The grandchild gets no copy of our pipe: a descendant holding it would keep this process alive.
+  const parent = spawn('sh', ['-c', `sh -c '${script}' </dev/null >/dev/null 2>&1 & echo $!; wait`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const pid = await new Promise<number>((resolve, reject) => {
     parent.stdout!.setEncoding('utf8').once('data', (text: string) => resolve(Number(text.trim())));
     parent.once('error', reject);

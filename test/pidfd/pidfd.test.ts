@@ -104,7 +104,7 @@ describe('Pidfd signals and exits', () => {
   });
 
   it('a non-child killed by a signal reports the signal', async () => {
-    const { pid, parent } = await grandchild('sleep 600');
+    const { pid, parent } = await grandchild('exec sleep 600');
     using handle = Pidfd.open(pid);
     handle.signal(signalNumber('TERM'));
     const status = await handle.exited;
