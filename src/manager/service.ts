@@ -1034,7 +1034,10 @@ export class ServiceUnit {
     }
     if (record.main === null) {
       if (record.subState === 'exited') this.#setState('active', 'exited');
-      else {
+      else if (record.subState === 'auto-restart') {
+        // It was waiting to be restarted: the restart still happens.
+        this.#scheduleRestart();
+      } else {
         this.#note('warning', `was ${record.activeState} (${record.subState}) without a main process when the daemon stopped; stopping what is left`);
         this.#setState('activating', record.subState);
         void this.#stop(false, 'resources');

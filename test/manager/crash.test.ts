@@ -162,3 +162,44 @@ describe('the daemon killed mid-job', () => {
     }
   });
 });
+
+describe('the daemon killed mid-restart', () => {
+  it('a unit waiting in auto-restart is restarted by the new daemon', async () => {
+    let d = await startTestDaemon();
+    const marker = join(d.dir, 'starts');
+    d.unit('bouncy.service', `[Service]\nExecStart=/bin/sh -c 'echo x >> ${marker}; exit 1'\nRestart=on-failure\nRestartSec=1s\nStartLimitIntervalSec=0\n`);
+    await d.call('DaemonReload');
+    await d.call('Start', { name: 'bouncy' });
+    await eventually(async () => ((await status(d, 'bouncy')).subState === 'auto-restart' ? true : undefined), 'auto-restart');
+    await d.crash();
+    const before = readFileSync(marker, 'utf8').length;
+    d = await startTestDaemon({}, d.dir);
+    try {
+      await eventually(() => (readFileSync(marker, 'utf8').length > before ? true : undefined), 'the restart by the new daemon');
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('PID reuse while the daemon is down (real, in a PID namespace)', () => {
+  it('a new daemon never adopts the process that took a dead service\'s PID', async (t) => {
+    const { pidReuseUnsupported, runInFreshPidNamespace } = await import('../helpers/pid-reuse.js');
+    const reason = pidReuseUnsupported();
+    if (reason !== undefined) return t.skip(reason);
+    const { fileURLToPath } = await import('node:url');
+    const result = await runInFreshPidNamespace<{
+      recorded: { pid: number; pidfdId: number };
+      usurperPid: number;
+      usurperId: string;
+      after: { activeState: string; mainProcess: { pid: number; pidfdId: number } | null };
+      usurperAliveAfterRestart: boolean;
+      refusedInLog: boolean;
+    }>(fileURLToPath(new URL('./scenarios/reuse-while-down.js', import.meta.url)));
+    assert.equal(result.usurperPid, result.recorded.pid, 'the PID came round to another process');
+    assert.notEqual(result.usurperId, String(result.recorded.pidfdId));
+    assert.equal(result.refusedInLog, true, 'the new daemon refused the recorded PID (ESTALE)');
+    assert.notEqual(result.after.mainProcess?.pidfdId, Number(result.usurperId), 'the usurper is not the main process');
+    assert.equal(result.usurperAliveAfterRestart, true, 'the usurper was not signalled');
+  });
+});
