@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -939,6 +941,8 @@ typedef struct {
   int nrlimits;
   bool listen_env, watchdog_env;
   int cgroup_fd;
+  /* The child joins cgroup_fd itself (writes to cgroup.procs) when the spawn could not use CLONE_INTO_CGROUP. */
+  bool cgroup_by_write;
   char listen_pid[32], listen_pidfdid[48], watchdog_pid[40];
 } SpawnSpec;
 
@@ -947,7 +951,7 @@ typedef struct {
   int32_t step;
 } ChildFailure;
 
-enum { STEP_SIGNALS = 1, STEP_FDS, STEP_SESSION, STEP_RLIMIT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_UMASK, STEP_CHDIR, STEP_ENV, STEP_EXEC };
+enum { STEP_SIGNALS = 1, STEP_FDS, STEP_SESSION, STEP_RLIMIT, STEP_GROUPS, STEP_GID, STEP_UID, STEP_UMASK, STEP_CHDIR, STEP_ENV, STEP_EXEC, STEP_CGROUP };
 
 static const char *step_name(int step) {
   switch (step) {
@@ -962,6 +966,7 @@ static const char *step_name(int step) {
     case STEP_CHDIR: return "chdir";
     case STEP_ENV: return "pidfd_open(self)";
     case STEP_EXEC: return "execve";
+    case STEP_CGROUP: return "cgroup.procs";
     default: return "spawn";
   }
 }
@@ -999,6 +1004,13 @@ static void child_run(SpawnSpec *s, int pipe_fd) {
   sigset_t empty;
   sigemptyset(&empty);
   if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, 8) < 0) child_fail(pipe_fd, STEP_SIGNALS, errno);
+
+  /* Into the unit's cgroup before anything of the service runs ("0" is the writing process). */
+  if (s->cgroup_by_write && s->cgroup_fd >= 0) {
+    int procs = (int)syscall(SYS_openat, s->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (procs < 0 || syscall(SYS_write, procs, "0", 1) != 1) child_fail(pipe_fd, STEP_CGROUP, errno);
+    syscall(SYS_close, procs);
+  }
 
   /* The fd table: move every source above the target range first, so dup2 into place cannot
    * clobber a source that is still needed, then close everything else. */
@@ -1070,6 +1082,22 @@ static void child_run(SpawnSpec *s, int pipe_fd) {
   syscall(SYS_execve, s->file, s->argv, s->envp);
   child_fail(pipe_fd, STEP_EXEC, errno);
 }
+
+typedef struct {
+  SpawnSpec *spec;
+  int read_end;
+  int write_end;
+} ChildArgs;
+
+/* The child of the vfork-style clone: runs on its own stack, in the parent's memory, until exec. */
+static int child_entry(void *arg) {
+  ChildArgs *a = (ChildArgs *)arg;
+  syscall(SYS_close, a->read_end);
+  child_run(a->spec, a->write_end);
+  return 127;
+}
+
+#define CHILD_STACK_SIZE (256 * 1024)
 
 static void free_spec(SpawnSpec *s) {
   if (s->argv) for (char **p = s->argv; *p; p++) free(*p);
@@ -1244,25 +1272,45 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
 
+  /*
+   * First choice: clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD), what posix_spawn does. The child
+   * borrows this process's memory instead of copying it (a full fork of Node costs milliseconds),
+   * runs on a stack of its own, and this thread waits until it has exec'd or failed.
+   */
   int pidfd = -1;
-  struct clone_args_v2 ca;
-  memset(&ca, 0, sizeof ca);
-  ca.flags = CLONE_PIDFD | (s.cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
-  ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-  ca.exit_signal = SIGCHLD;
-  ca.cgroup = s.cgroup_fd >= 0 ? (uint64_t)s.cgroup_fd : 0;
-  size_t ca_size = s.cgroup_fd >= 0 ? sizeof ca : 64;
-  long pid = syscall(SYS_clone3, &ca, ca_size);
-  const char *how = "clone3";
-  if (pid < 0 && errno == ENOSYS && s.cgroup_fd < 0) {
-    /* Kernels before 5.3: fork, then pidfd_open in the parent. Race-free because the child is
-     * ours and nothing in this process reaps a child it did not spawn through libuv. */
-    how = "fork";
-    pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  long pid = -1;
+  const char *how = "clone";
+  void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack != MAP_FAILED) {
+    ChildArgs args = {.spec = &s, .read_end = errpipe[0], .write_end = errpipe[1]};
+    s.cgroup_by_write = true;
+    pid = clone(child_entry, (char *)stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
+    int err = errno;
+    munmap(stack, CHILD_STACK_SIZE);
+    errno = err;
   }
-  if (pid == 0) {
-    close(errpipe[0]);
-    child_run(&s, errpipe[1]);
+  if (pid < 0 && (stack == MAP_FAILED || errno == EINVAL || errno == ENOSYS)) {
+    /* A full fork: clone3 (5.3+) gives the pidfd and can place the child in its cgroup at birth. */
+    s.cgroup_by_write = false;
+    struct clone_args_v2 ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_PIDFD | (s.cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+    ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = s.cgroup_fd >= 0 ? (uint64_t)s.cgroup_fd : 0;
+    size_t ca_size = s.cgroup_fd >= 0 ? sizeof ca : 64;
+    how = "clone3";
+    pid = syscall(SYS_clone3, &ca, ca_size);
+    if (pid < 0 && errno == ENOSYS && s.cgroup_fd < 0) {
+      /* Kernels before 5.3: fork, then pidfd_open in the parent. Race-free because the child is
+       * ours and nothing in this process reaps a child it did not spawn through libuv. */
+      how = "fork";
+      pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    }
+    if (pid == 0) {
+      close(errpipe[0]);
+      child_run(&s, errpipe[1]);
+    }
   }
   int clone_err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);

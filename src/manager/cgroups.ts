@@ -47,10 +47,13 @@ function dirName(unit: string): string {
 export class CgroupTree {
   readonly base: string;
   readonly controllers: ReadonlySet<string>;
+  /** The cgroup2 mount point, to turn a path into what /proc/PID/cgroup shows. */
+  readonly #mount: string;
 
-  private constructor(base: string, controllers: Set<string>) {
+  private constructor(base: string, controllers: Set<string>, mount: string) {
     this.base = base;
     this.controllers = controllers;
+    this.#mount = mount;
   }
 
   /**
@@ -81,7 +84,7 @@ export class CgroupTree {
         // A controller the parent keeps to itself: limits of that kind are reported as not applied.
       }
     }
-    return new CgroupTree(base, enabled);
+    return new CgroupTree(base, enabled, where.mount);
   }
 
   /** The cgroup path of a unit. */
@@ -124,7 +127,7 @@ export class CgroupTree {
    */
   members(unit: string): Pidfd[] {
     const path = this.path(unit);
-    const relative = path.slice(locate()?.mount.length ?? 0);
+    const relative = path.slice(this.#mount.length);
     const out: Pidfd[] = [];
     for (const line of (read(join(path, 'cgroup.procs')) ?? '').split('\n')) {
       if (!/^\d+$/.test(line)) continue;

@@ -435,7 +435,7 @@ export class Manager extends EventEmitter {
       if (on) this.#enabled.add(n);
       else this.#enabled.delete(n);
     }
-    writeJsonAtomic(join(this.#options.stateDir, 'enabled.json'), [...this.#enabled].sort());
+    writeJsonAtomic(join(this.#options.stateDir, 'enabled.json'), [...this.#enabled].sort(), true);
     return names;
   }
 
@@ -455,7 +455,7 @@ export class Manager extends EventEmitter {
 
   /** Every loaded (or broken) unit. */
   list(): UnitStatus[] {
-    const all = [...[...this.units.values()].map((u) => this.#statusOf(u)), ...[...this.broken.values()].map(brokenStatus)];
+    const all = [...[...this.units.values()].map((u) => this.#statusOf(u, false)), ...[...this.broken.values()].map(brokenStatus)];
     return all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -491,14 +491,16 @@ export class Manager extends EventEmitter {
     this.#self.close();
   }
 
-  #statusOf(unit: ServiceUnit): UnitStatus {
+  /** One unit's snapshot; resource figures (a few cgroupfs reads each) only when asked for. */
+  #statusOf(unit: ServiceUnit, withStats = true): UnitStatus {
     const enabled = unit.transient ? 'transient' : this.#enabled.has(unit.name) ? 'enabled' : hasInstall(unit.config) ? 'disabled' : 'static';
-    const stats = this.cgroups !== undefined && existsSync(this.cgroups.path(unit.name)) ? this.cgroups.stats(unit.name) : undefined;
+    const path = this.cgroups?.path(unit.name);
+    const stats = withStats && this.cgroups !== undefined && path !== undefined && existsSync(path) ? this.cgroups.stats(unit.name) : undefined;
     return {
       ...unit.status(),
       loadState: 'loaded',
       enabled,
-      cgroup: stats?.path ?? null,
+      cgroup: stats?.path ?? (path !== undefined && existsSync(path) ? path : null),
       memoryCurrent: stats?.memoryCurrent ?? null,
       cpuUsageUsec: stats?.cpuUsageUsec ?? null,
       tasks: stats?.tasks ?? null,

@@ -59,7 +59,7 @@ export class ServiceUnit {
   #reloadStartedUsec = 0n;
   #watchdogTimer: NodeJS.Timeout | undefined;
   #watchdogMs = 0;
-  #restartTimer: NodeJS.Timeout | undefined;
+  #restartTimer: { cancel(): void } | undefined;
   #runtimeTimer: NodeJS.Timeout | undefined;
   #timeout: { deadline: number } | undefined;
   #manualStop = false;
@@ -116,7 +116,7 @@ export class ServiceUnit {
   /** Starts the unit; resolves when the start job is done (active, skipped or failed). */
   async start(): Promise<JobResult> {
     if (this.#restartTimer !== undefined) {
-      clearTimeout(this.#restartTimer);
+      this.#restartTimer.cancel();
       this.#restartTimer = undefined;
     }
     if (this.activeState === 'active' || this.activeState === 'reloading') return 'done';
@@ -130,7 +130,7 @@ export class ServiceUnit {
   async stop(): Promise<JobResult> {
     this.#manualStop = true;
     if (this.#restartTimer !== undefined) {
-      clearTimeout(this.#restartTimer);
+      this.#restartTimer.cancel();
       this.#restartTimer = undefined;
       this.#setState(this.result === 'success' ? 'inactive' : 'failed', this.result === 'success' ? 'dead' : 'failed');
       return 'done';
@@ -622,11 +622,19 @@ export class ServiceUnit {
     }
     this.#setState('activating', 'auto-restart');
     this.#note('info', `scheduling restart in ${Math.round(delay)} ms (result '${this.result}')`);
-    this.#restartTimer = setTimeout(() => {
+    const restart = (): void => {
       this.#restartTimer = undefined;
       this.restarts++;
       void this.#startFlow(true);
-    }, delay);
+    };
+    // RestartSec=0 means now: setTimeout(0) would still wait a millisecond.
+    if (delay > 0) {
+      const timer = setTimeout(restart, delay);
+      this.#restartTimer = { cancel: () => clearTimeout(timer) };
+    } else {
+      const immediate = setImmediate(restart);
+      this.#restartTimer = { cancel: () => clearImmediate(immediate) };
+    }
   }
 
   // ----------------------------------------------------------------------------- processes
@@ -1086,7 +1094,7 @@ export class ServiceUnit {
   /** Stops timers so the daemon can exit (processes are left to the caller). */
   dispose(): void {
     this.#clearRunTimers();
-    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    this.#restartTimer?.cancel();
     this.#restartTimer = undefined;
   }
 }

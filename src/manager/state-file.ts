@@ -1,13 +1,17 @@
 /** Small files the daemon must never leave half-written. */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
-/** Write to a temporary file, fsync, rename: readers see the old content or the new, never a mix. */
-export function writeJsonAtomic(path: string, value: unknown): void {
+/**
+ * Write to a temporary file, then rename: readers see the old content or the new, never a mix.
+ * With `durable`, fsync first, for what must survive a power loss; state that only matters within
+ * one boot (the daemon's state, the keeper's manifest) skips it: a process crash keeps the page cache.
+ */
+export function writeJsonAtomic(path: string, value: unknown, durable = false): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    writeFileSync(fd, JSON.stringify(value, null, 1) + '\n');
-    fsyncSync(fd);
+    writeFileSync(fd, JSON.stringify(value) + '\n');
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
