@@ -4,7 +4,7 @@
  * PM2_HOME (through PM2's programmatic API), and the C floor (bench/floor.c, compiled at run time).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VarlinkClient } from '../src/api/varlink/index.js';
@@ -90,14 +90,16 @@ export function compileFloor(dir: string): Floor {
 
 /**
  * The crashing service all three systems run: the floor's `stamp` mode when it compiled, else a
- * shell script that writes the same line without the monotonic clock.
+ * shell script that writes the same line without the monotonic clock. With `delayMs` it waits
+ * that long before the stamp (and its exit).
  */
-export function stampProgram(dir: string, floor: Floor): { argv: (file: string) => string[]; what: string } {
-  if (floor.path !== undefined) return { argv: (file) => [floor.path, 'stamp', file], what: `${floor.path} stamp FILE (C)` };
+export function stampProgram(dir: string, floor: Floor): { argv: (file: string, delayMs?: number) => string[]; what: string } {
+  const delay = (ms: number | undefined): string[] => (ms === undefined || ms <= 0 ? [] : [String(ms)]);
+  if (floor.path !== undefined) return { argv: (file, ms) => [floor.path, 'stamp', file, ...delay(ms)], what: `${floor.path} stamp FILE [MS] (C)` };
   const script = join(dir, 'stamp.sh');
-  writeFileSync(script, '#!/bin/sh\necho "$$ $(date +%s%N) -" >> "$1"\nexit 1\n');
+  writeFileSync(script, '#!/bin/sh\nif [ -n "$2" ]; then sleep "$(echo "$2" | awk \'{ print $1 / 1000 }\')"; fi\necho "$$ $(date +%s%N) -" >> "$1"\nexit 1\n');
   chmodSync(script, 0o755);
-  return { argv: (file) => [script, file], what: `${script} FILE (sh + date, no C compiler)` };
+  return { argv: (file, ms) => [script, file, ...delay(ms)], what: `${script} FILE [MS] (sh + date, no C compiler)` };
 }
 
 /** Runs the floor binary and returns its stdout. */
@@ -155,6 +157,25 @@ export class HoldfastDaemon {
     return this.#child.pid!;
   }
 
+  /**
+   * Node processes the daemon runs besides services (the keeper that holds log pipes and pidfds
+   * across a daemon crash): children of the daemon whose executable is this Node.
+   */
+  helperPids(): number[] {
+    const pids: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === this.pid && readlinkSync(`/proc/${entry}/exe`) === process.execPath) pids.push(Number(entry));
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    return pids;
+  }
+
   /** A call on `io.holdfast.Manager` over the daemon's main connection. */
   call<T extends object>(method: string, params: object = {}): Promise<T> {
     return this.#client.call<T>(`io.holdfast.Manager.${method}`, params);
@@ -176,8 +197,8 @@ export class HoldfastDaemon {
         // the stream ends by closing its connection
       }
     })();
-    // The server registers the listener when it reads the call; one round trip on another call
-    // of the same connection is not possible (one call at a time), so wait a moment instead.
+    // The server registers the listener once it has read the call, which sends no reply to wait
+    // for: give it a moment (the benchmarks discard their first events as warm-up anyway).
     await sleep(50);
     return {
       async close() {
@@ -202,11 +223,10 @@ export class HoldfastDaemon {
 // --------------------------------------------------------------------------------------- PM2
 
 type Pm2Api = typeof import('pm2');
-export type Pm2StartOptions = Parameters<Pm2Api['start']>[0] & object;
+export type Pm2StartOptions = import('pm2').StartOptions;
 
 interface Pm2Bus {
   on(event: string, listener: (packet: { event?: string; process?: { name?: string }; at?: number }) => void): void;
-  close?(): void;
 }
 
 /** PM2's God daemon under a private PM2_HOME, driven through the programmatic API. */
@@ -241,8 +261,31 @@ export class Pm2Daemon {
     return new Promise((resolve, reject) => this.#pm2.start(options, (err) => (err ? reject(err) : resolve())));
   }
 
+  stop(name: string): Promise<void> {
+    return new Promise((resolve, reject) => this.#pm2.stop(name, (err) => (err ? reject(err) : resolve())));
+  }
+
   delete(name: string): Promise<void> {
     return new Promise((resolve, reject) => this.#pm2.delete(name, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * Deletes an app and makes sure it stays deleted. PM2 7 can bring back a crash-looping app that
+   * was deleted while a restart was under way: its pending start re-registers it under its old
+   * pm_id, where the next app started then lands too. So: stop, delete, and check the list again.
+   */
+  async remove(name: string): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        await this.stop(name);
+        await this.delete(name);
+      } catch (error) {
+        if (!/not found/.test((error as Error).message)) throw error;
+      }
+      await sleep(150);
+      if (!(await this.list()).some((p) => p.name === name)) return;
+    }
+    throw new Error(`PM2 app ${name} keeps coming back after delete`);
   }
 
   list(): Promise<{ name?: string; pm2_env?: { status?: string } }[]> {
@@ -255,11 +298,40 @@ export class Pm2Daemon {
     return this.#bus;
   }
 
-  /** Kills the God daemon (and its processes) and lets this process exit. */
+  /** Kills the God daemon (and its processes), by signal if PM2's own kill does not answer in 15 s. */
   async kill(): Promise<void> {
-    await new Promise<void>((resolve) => this.#pm2.killDaemon(() => resolve()));
-    const api = this.#pm2 as Pm2Api & { disconnectBus?(cb: () => void): void };
-    if (this.#bus !== undefined && api.disconnectBus !== undefined) await new Promise<void>((resolve) => api.disconnectBus!(() => resolve()));
+    let god: number | undefined;
+    try {
+      god = this.pid;
+    } catch {
+      god = undefined;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      new Promise<boolean>((resolve) => this.#pm2.killDaemon(() => resolve(true))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 15_000))),
+    ]);
+    clearTimeout(timer);
+    if (!answered && god !== undefined) {
+      try {
+        process.kill(god, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     this.#pm2.disconnect();
+    // PM2's client skips closing a socket whose peer is already gone, and axon then retries the
+    // connection forever, which keeps this process alive: mark them closing so the retry stops.
+    const client = (this.#pm2 as unknown as { Client?: Record<string, { closing?: boolean; close?(): void } | undefined> }).Client;
+    for (const key of ['client_sock', 'sub_sock']) {
+      const sock = client?.[key];
+      if (sock === undefined || sock === null) continue;
+      sock.closing = true;
+      try {
+        sock.close?.();
+      } catch {
+        // closed already
+      }
+    }
   }
 }

@@ -1,6 +1,7 @@
 /** Runs every benchmark, or those whose name contains one of the arguments. */
 const all: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   pidfd: () => import('./pidfd.js'),
+  manager: () => import('./manager.js'),
 };
 
 const filters = process.argv.slice(2);
