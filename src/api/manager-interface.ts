@@ -149,7 +149,7 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
         const whom = params.whom ?? 'all';
         if (whom !== 'main' && whom !== 'all') throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'whom' });
         try {
-          return { count: await manager.kill(params.name, signal, whom) };
+          return { count: await manager.sendSignal(params.name, signal, whom) };
         } catch (error) {
           throw unitError(error, params.name);
         }

@@ -146,7 +146,7 @@ export class CgroupTree {
   }
 
   /** Ends every process of the unit at once (`cgroup.kill`, 5.14+); false where the kernel lacks it. */
-  kill(unit: string): boolean {
+  killAll(unit: string): boolean {
     const file = join(this.path(unit), 'cgroup.kill');
     if (!existsSync(file)) return false;
     writeFileSync(file, '1');

@@ -28,7 +28,7 @@ import { sessionOf } from './session.js';
 import type { DaemonState, LogRecord, ManagerEvent, UnitRecord, UnitStatus } from './types.js';
 
 /** Where captured output goes (the log store satisfies it). */
-export interface LogSink {
+export interface OutputSink {
   capture(
     unit: string,
     options: { invocationId: string | null; stdout: boolean; stderr: boolean },
@@ -56,7 +56,7 @@ export interface ManagerOptions {
   unitDirs: string[];
   /** Where enablement and state live. */
   stateDir: string;
-  logs: LogSink;
+  logs: OutputSink;
   notify?: NotifyServer;
   /** Reap children and orphans (the daemon does; tests that share a process may not). */
   subreaper?: boolean;
@@ -377,8 +377,8 @@ export class Manager extends EventEmitter {
     return this.#outcome(unit, await unit.reload());
   }
 
-  async kill(name: string, signal: number, whom: 'main' | 'all'): Promise<number> {
-    return (await this.unit(name)).kill(signal, whom);
+  async sendSignal(name: string, signal: number, whom: 'main' | 'all'): Promise<number> {
+    return (await this.unit(name)).sendSignal(signal, whom);
   }
 
   async resetFailed(name?: string): Promise<void> {
@@ -624,7 +624,7 @@ export class Manager extends EventEmitter {
         return manager.cgroups?.members(unit.name);
       },
       cgroupKill(unit) {
-        return manager.cgroups?.kill(unit.name) ?? false;
+        return manager.cgroups?.killAll(unit.name) ?? false;
       },
       cgroupEmpty(unit, timeoutMs) {
         return manager.cgroups?.whenEmpty(unit.name, timeoutMs) ?? Promise.resolve(true);
@@ -708,7 +708,7 @@ export class Manager extends EventEmitter {
 /** Linux's O_CLOEXEC: fds the daemon opens must not leak into other services. */
 const O_CLOEXEC = 0o2000000;
 
-function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs: LogSink, keep: (capture: CaptureHandle) => (writer: { pid: number; pidfdId: bigint | null }) => void): SpawnIo {
+function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs: OutputSink, keep: (capture: CaptureHandle) => (writer: { pid: number; pidfdId: bigint | null }) => void): SpawnIo {
   const opened: number[] = [];
   const openFile = (path: string, flags: number): number => {
     mkdirSync(dirname(path), { recursive: true });

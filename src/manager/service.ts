@@ -187,7 +187,7 @@ export class ServiceUnit {
   }
 
   /** Sends a signal to the main process or to all of the unit's processes, each through its pidfd. */
-  kill(signal: number, whom: 'main' | 'all'): number {
+  sendSignal(signal: number, whom: 'main' | 'all'): number {
     const targets: Pidfd[] = [];
     if (this.main !== undefined && this.main.status === undefined) targets.push(this.main.handle);
     const extra: Pidfd[] = [];

@@ -65,7 +65,7 @@ export function features(): Readonly<Features> {
 
 const table: Omit<FeatureDescription, 'available'>[] = [
   { key: 'pidfdOpen', name: 'pidfd_open', since: '5.3', without: 'no race-free handle exists: Pidfd.open throws ENOSYS and the daemon refuses to start rather than signal bare PIDs' },
-  { key: 'pidfdSendSignal', name: 'pidfd_send_signal', since: '5.1', without: 'no race-free signal exists: Pidfd.signal throws ENOSYS and the daemon refuses to start rather than use kill(2)' },
+  { key: 'pidfdSendSignal', name: 'pidfd_send_signal', since: '5.1', without: 'no race-free signal exists: Pidfd.signal throws ENOSYS and the daemon refuses to start rather than signal a bare PID' },
   { key: 'signalProcessGroup', name: 'PIDFD_SIGNAL_PROCESS_GROUP', since: '6.9', without: 'a service\'s other processes are signalled one by one, each through its own pidfd' },
   { key: 'waitidPidfd', name: 'waitid(P_PIDFD)', since: '5.4', without: 'children are reaped with waitid(P_ALL) on SIGCHLD' },
   { key: 'pidfdIds', name: 'pidfs ids', since: '6.9', without: 'MAINPIDFDID and MANAGERPIDFDID are not set; a PID is accepted unverified and every check says so' },
