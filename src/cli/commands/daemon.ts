@@ -182,7 +182,8 @@ socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
       process.stdout.write(`${prefix(unit)} ${text}\n`);
     });
     d.manager.on('event', (event: ManagerEvent) => {
-      if (event.type !== 'state') return;
+      // The condition check passes in a blink: showing it would only add a line to every start.
+      if (event.type !== 'state' || event.subState === 'condition') return;
       const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
       process.stdout.write(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
     });
