@@ -117,3 +117,16 @@ describe('holdfast option errors', () => {
     }
   });
 });
+
+describe('the bundled examples', () => {
+  it('verify clean (what npm start runs)', async () => {
+    const { readdirSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const dir = fileURLToPath(new URL('../../../examples/units/', import.meta.url));
+    const files = readdirSync(dir).filter((f) => f.endsWith('.service')).map((f) => join(dir, f));
+    assert.equal(files.length, 3);
+    const { code, stdout, stderr } = await holdfast(['verify', ...files]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout + stderr, '', 'no warning either');
+  });
+});
