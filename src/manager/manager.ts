@@ -583,8 +583,8 @@ export class Manager extends EventEmitter {
       home() {
         return homedir();
       },
-      stdio(unit, service, kind) {
-        return makeIo(unit, service, kind, logs, (capture) => manager.#holdCapture(unit.name, capture, { pid: null, pidfdId: null, invocationId: unit.invocationId }));
+      stdio(unit, service) {
+        return makeIo(unit, service, logs, (capture) => manager.#holdCapture(unit.name, capture, { pid: null, pidfdId: null, invocationId: unit.invocationId }));
       },
       trackChild(handle) {
         return manager.#track(handle);
@@ -708,7 +708,7 @@ export class Manager extends EventEmitter {
 /** Linux's O_CLOEXEC: fds the daemon opens must not leak into other services. */
 const O_CLOEXEC = 0o2000000;
 
-function makeIo(unit: ServiceUnit, service: ServiceSection, _kind: string, logs: OutputSink, keep: (capture: CaptureHandle) => (writer: { pid: number; pidfdId: bigint | null }) => void): SpawnIo {
+function makeIo(unit: ServiceUnit, service: ServiceSection, logs: OutputSink, keep: (capture: CaptureHandle) => (writer: { pid: number; pidfdId: bigint | null }) => void): SpawnIo {
   const opened: number[] = [];
   const openFile = (path: string, flags: number): number => {
     mkdirSync(dirname(path), { recursive: true });

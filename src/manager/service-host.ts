@@ -21,7 +21,7 @@ export interface ServiceHost {
   notifySocketPath(): string | undefined;
   /** The manager user's home directory (WorkingDirectory=~ without User=). */
   home(): string;
-  stdio(unit: ServiceUnit, service: ServiceSection, kind: string): SpawnIo;
+  stdio(unit: ServiceUnit, service: ServiceSection): SpawnIo;
   /** Resolves with how the process ended; the manager reaps its children, others are watched by pidfd. */
   trackChild(handle: Pidfd): Promise<ExitStatus>;
   openPid(pid: number): Pidfd;

@@ -65,6 +65,8 @@ export class ServiceUnit {
   #manualStop = false;
   #stopping: Promise<void> | undefined;
   #stateWaiters: (() => void)[] = [];
+  /** How the last main process's exit classifies, for a start that outlived its main process. */
+  #lastMainResult: ServiceResult = 'success';
 
   constructor(config: ServiceUnitConfig, host: ServiceHost, transient = false) {
     this.config = config;
@@ -445,8 +447,6 @@ export class ServiceUnit {
     return 'done';
   }
 
-  #lastMainResult: ServiceResult = 'success';
-
   async #failStart(generation: number, result: ServiceResult, runStop = false): Promise<JobResult> {
     if (generation !== this.#generation) return 'canceled';
     this.#timeout = undefined;
@@ -815,7 +815,7 @@ export class ServiceUnit {
       else if (env[entry.slice(0, eq)] === entry.slice(eq + 1)) delete env[entry.slice(0, eq)];
     }
 
-    const io = this.#host.stdio(this, s, kind);
+    const io = this.#host.stdio(this, s);
     let cgroup: { fd: number; close(): void } | undefined;
     let spawned;
     try {
