@@ -127,7 +127,6 @@ export class CgroupTree {
    */
   members(unit: string): Pidfd[] {
     const path = this.path(unit);
-    const relative = path.slice(this.#mount.length);
     const out: Pidfd[] = [];
     for (const line of (read(join(path, 'cgroup.procs')) ?? '').split('\n')) {
       if (!/^\d+$/.test(line)) continue;
@@ -138,11 +137,16 @@ export class CgroupTree {
         if (hasCode(error, 'ESRCH', 'EINVAL')) continue;
         throw error;
       }
-      const cgroup = /^0::(.*)$/m.exec(read(`/proc/${handle.pid}/cgroup`) ?? '')?.[1];
-      if (cgroup === relative && handle.isAlive()) out.push(handle);
+      if (this.cgroupOf(handle) === path) out.push(handle);
       else handle.close();
     }
     return out;
+  }
+
+  /** The cgroup path a live process is in, read through /proc and confirmed by its handle. */
+  cgroupOf(handle: Pidfd): string | undefined {
+    const relative = /^0::(.*)$/m.exec(read(`/proc/${handle.pid}/cgroup`) ?? '')?.[1];
+    return relative !== undefined && handle.isAlive() ? join(this.#mount, relative) : undefined;
   }
 
   /** Ends every process of the unit at once (`cgroup.kill`, 5.14+); false where the kernel lacks it. */

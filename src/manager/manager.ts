@@ -298,9 +298,15 @@ export class Manager extends EventEmitter {
     return true;
   }
 
+  /** A bare name means the scope of that name if there is one, else the service. */
+  #fullName(name: string): string {
+    if (name.includes('.')) return name;
+    return this.units.has(`${name}.scope`) ? `${name}.scope` : `${name}.service`;
+  }
+
   /** The unit, loading an instance of a template on first use. Throws `ENOENT` if there is none. */
   async unit(name: string): Promise<ServiceUnit> {
-    const full = name.includes('.') ? name : this.units.has(`${name}.scope`) ? `${name}.scope` : `${name}.service`;
+    const full = this.#fullName(name);
     const existing = this.units.get(full);
     if (existing !== undefined) return existing;
     const broken = this.broken.get(full);
@@ -446,7 +452,7 @@ export class Manager extends EventEmitter {
 
   /** The snapshot of one unit. */
   async status(name: string): Promise<UnitStatus> {
-    const full = name.includes('.') ? name : this.units.has(`${name}.scope`) ? `${name}.scope` : `${name}.service`;
+    const full = this.#fullName(name);
     const broken = this.broken.get(full);
     if (broken !== undefined) return brokenStatus(broken);
     const unit = await this.unit(full);
@@ -464,12 +470,9 @@ export class Manager extends EventEmitter {
     const ref = ProcessRef.of(handle);
     for (const unit of this.units.values()) if (unit.owns(ref) !== undefined) return unit;
     if (this.cgroups !== undefined) {
-      for (const unit of this.units.values()) {
-        const members = this.cgroups.members(unit.name);
-        const found = members.some((m) => m.pid === handle.pid && m.id === handle.id);
-        for (const m of members) m.close();
-        if (found) return unit;
-      }
+      // One read of the process's own cgroup, instead of listing every unit's members.
+      const path = this.cgroups.cgroupOf(handle);
+      if (path !== undefined) for (const unit of this.units.values()) if (this.cgroups.path(unit.name) === path) return unit;
     }
     const session = sessionOf(handle);
     if (session === undefined) return undefined;

@@ -235,31 +235,12 @@ export const DEFAULTS = {
   reloadSignal: 1,
 } as const;
 
+/** A section with its readonly fields and arrays made writable, for a draft being filled in. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] extends readonly (infer E)[] ? E[] : T[K] };
+
 /** A mutable draft of {@link ServiceUnitConfig} that the directives fill in. */
 export interface ServiceDraft {
-  unit: {
-    description: string;
-    documentation: string[];
-    requires: string[];
-    requisite: string[];
-    wants: string[];
-    bindsTo: string[];
-    partOf: string[];
-    upholds: string[];
-    conflicts: string[];
-    before: string[];
-    after: string[];
-    onFailure: string[];
-    onSuccess: string[];
-    startLimitIntervalMs: number;
-    startLimitBurst: number;
-    defaultDependencies: boolean;
-    stopWhenUnneeded: boolean;
-    refuseManualStart: boolean;
-    refuseManualStop: boolean;
-    conditions: PathCondition[];
-    asserts: PathCondition[];
-  };
+  unit: Mutable<UnitSection>;
   service: {
     type?: ServiceType;
     typeLine?: number;
@@ -310,14 +291,7 @@ export interface ServiceDraft {
     cpuQuotaPercent?: number;
     tasksMax?: number | Percentage;
   };
-  install: {
-    wantedBy: string[];
-    requiredBy: string[];
-    upheldBy: string[];
-    alias: string[];
-    also: string[];
-    defaultInstance?: string;
-  };
+  install: Mutable<InstallSection>;
 }
 
 /** The `Exec*=` settings, in the order a start and stop run them. */
