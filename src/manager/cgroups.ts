@@ -3,10 +3,23 @@
  * or hybrid hierarchy, or in a delegated subtree). Each unit gets its own cgroup; processes are
  * born in it (CLONE_INTO_CGROUP), `cgroup.kill` ends them all, `cgroup.events` says when the last
  * one is gone, and where controllers are enabled MemoryMax=, CPUQuota= and TasksMax= apply.
+ *
+ * Controllers, as systemd enables them: cgroup v2 offers a cgroup only the controllers its parent
+ * lists in `cgroup.subtree_control`, so a controller reaches a unit's cgroup only when it is
+ * enabled at every level above it: in the daemon's own cgroup (the parent of the subtree) and in
+ * the subtree's top. holdfast enables there what the daemon's own cgroup offers
+ * (`cgroup.controllers`): memory and pids at once (their figures are in `status`, as systemd's
+ * MemoryAccounting= and TasksAccounting= are on by default), cpu only once a unit has CPUQuota=
+ * (CPU time is in `cpu.stat` without it, and the controller changes how CPU time is shared).
+ * A non-root cgroup that holds processes cannot pass controllers on (the "no internal processes"
+ * rule), and the daemon is a process of its own cgroup: so limits work when the daemon runs in the
+ * root cgroup (as root on a unified or hybrid hierarchy). Otherwise, and where a controller is bound
+ * to a cgroup v1 hierarchy, the reason is kept and the limits that need it are reported as not
+ * applied (the units still get their cgroups, for tracking and `cgroup.kill`).
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, watch, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { hasCode, Pidfd } from '../pidfd/index.js';
 import type { ServiceSection } from '../unit/index.js';
 
@@ -24,6 +37,28 @@ function read(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The words of a cgroup file such as `cgroup.controllers`; empty if it cannot be read. */
+function words(path: string): string[] {
+  return (read(path) ?? '').trim().split(/\s+/).filter(Boolean);
+}
+
+/** The controllers holdfast enables as soon as it has a subtree; `cpu` comes on demand (see above). */
+const ACCOUNTING_CONTROLLERS = ['memory', 'pids'] as const;
+
+/**
+ * Why a controller the daemon's cgroup does not offer is missing, from /proc/cgroups where that
+ * tells (a controller mounted as a cgroup v1 hierarchy is not available to cgroup v2).
+ */
+function missingReason(controller: string, own: string): string {
+  for (const line of (read('/proc/cgroups') ?? '').split('\n')) {
+    const [name, hierarchy, count, enabled] = line.split('\t');
+    if (name !== controller) continue;
+    if (enabled === '0') return `the ${controller} controller is disabled (kernel command line)`;
+    if (hierarchy !== '0') return `the ${controller} controller is bound to a cgroup v1 hierarchy (/proc/cgroups: hierarchy ${hierarchy}, ${count} cgroups), so cgroup v2 does not have it`;
+  }
+  return `the ${controller} controller is not offered to the daemon's cgroup ${own} (not in its cgroup.controllers)`;
 }
 
 /** Where cgroup2 is mounted and which cgroup this process is in. */
@@ -46,14 +81,24 @@ function dirName(unit: string): string {
 /** The daemon's cgroup subtree. */
 export class CgroupTree {
   readonly base: string;
-  readonly controllers: ReadonlySet<string>;
+  /** The daemon's own cgroup, the parent of {@link base}. */
+  readonly own: string;
   /** The cgroup2 mount point, to turn a path into what /proc/PID/cgroup shows. */
   readonly #mount: string;
+  /** Controllers the units' cgroups have (enabled in `own` and `base`). */
+  readonly #enabled = new Set<string>();
+  /** Why a controller could not be enabled: asked once per daemon, not at every spawn. */
+  readonly #missing = new Map<string, string>();
 
-  private constructor(base: string, controllers: Set<string>, mount: string) {
+  private constructor(base: string, own: string, mount: string) {
     this.base = base;
-    this.controllers = controllers;
+    this.own = own;
     this.#mount = mount;
+  }
+
+  /** Controllers the units' cgroups have. */
+  get controllers(): ReadonlySet<string> {
+    return this.#enabled;
   }
 
   /**
@@ -64,7 +109,8 @@ export class CgroupTree {
     const where = locate();
     if (where === undefined) return 'no cgroup v2 hierarchy is mounted';
     const name = `holdfast-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`;
-    const base = join(where.mount, where.own, name);
+    const own = resolve(where.mount, `.${where.own}`);
+    const base = join(own, name);
     try {
       mkdirSync(base, { recursive: true });
       // mkdir of an existing directory proves nothing: creating a child does.
@@ -73,18 +119,44 @@ export class CgroupTree {
     } catch (error) {
       return `the cgroup ${base} is not writable (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
     }
-    const available = (read(join(base, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean);
-    const wanted = available.filter((c) => c === 'memory' || c === 'cpu' || c === 'pids');
-    const enabled = new Set<string>();
-    for (const controller of wanted) {
+    const tree = new CgroupTree(base, own, where.mount);
+    // A subtree set up before (a daemon restarted or re-executed) keeps what it had, cpu included.
+    for (const controller of words(join(base, 'cgroup.subtree_control'))) tree.#enabled.add(controller);
+    for (const controller of ACCOUNTING_CONTROLLERS) tree.enable(controller);
+    return tree;
+  }
+
+  /**
+   * Makes a controller available in the units' cgroups: enabled in the daemon's own cgroup (if it
+   * offers it) and then in the subtree's top, top-down as cgroup v2 requires. Returns why not.
+   */
+  enable(controller: string): string | undefined {
+    if (this.#enabled.has(controller)) return undefined;
+    const known = this.#missing.get(controller);
+    if (known !== undefined) return known;
+    const why = this.#enableChain(controller);
+    if (why === undefined) this.#enabled.add(controller);
+    else this.#missing.set(controller, why);
+    return why;
+  }
+
+  #enableChain(controller: string): string | undefined {
+    for (const dir of [this.own, this.base]) {
+      if (!words(join(dir, 'cgroup.controllers')).includes(controller)) {
+        return dir === this.own ? missingReason(controller, this.own) : `the ${controller} controller did not reach ${dir}`;
+      }
+      if (words(join(dir, 'cgroup.subtree_control')).includes(controller)) continue;
       try {
-        writeFileSync(join(base, 'cgroup.subtree_control'), `+${controller}`);
-        enabled.add(controller);
-      } catch {
-        // A controller the parent keeps to itself: limits of that kind are reported as not applied.
+        writeFileSync(join(dir, 'cgroup.subtree_control'), `+${controller}`);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? String(error);
+        if (code === 'EBUSY' && dir === this.own) {
+          return `the daemon's cgroup ${dir} is not the root cgroup and holds processes (the daemon at least), and cgroup v2 passes controllers on only from a cgroup without any (EBUSY)`;
+        }
+        return `enabling the ${controller} controller in ${join(dir, 'cgroup.subtree_control')} failed (${code})`;
       }
     }
-    return new CgroupTree(base, enabled, where.mount);
+    return undefined;
   }
 
   /** The cgroup path of a unit. */
@@ -94,26 +166,45 @@ export class CgroupTree {
 
   /**
    * Creates (or reuses) a unit's cgroup, applies its limits, and returns an fd for
-   * CLONE_INTO_CGROUP (the caller closes it) and the limits that could not be applied.
+   * CLONE_INTO_CGROUP (the caller closes it) and the limits that could not be applied, each with
+   * the reason. A limit the unit does not set is reset to `max`, so a cgroup reused after a
+   * reload keeps no limit the unit file no longer has.
    */
   prepare(unit: string, service: ServiceSection): { fd: number; unapplied: string[] } {
     const path = this.path(unit);
     mkdirSync(path, { recursive: true });
     const unapplied: string[] = [];
-    const set = (controller: string, file: string, value: string, directive: string): void => {
-      if (!this.controllers.has(controller)) {
-        unapplied.push(`${directive} (the ${controller} controller is not enabled here)`);
+    const write = (file: string, value: string): string | undefined => {
+      try {
+        writeFileSync(join(path, file), value);
+        return undefined;
+      } catch (error) {
+        return `writing '${value}' to ${join(path, file)} failed (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+      }
+    };
+    const set = (controller: string, file: string, value: string | undefined, unset: string, directive: string): void => {
+      if (value === undefined) {
+        if (this.#enabled.has(controller)) write(file, unset);
         return;
       }
-      writeFileSync(join(path, file), value);
+      const why = this.enable(controller) ?? write(file, value);
+      if (why !== undefined) unapplied.push(`${directive} (${why})`);
     };
     const memory = service.memoryMax;
-    if (typeof memory === 'number' && Number.isFinite(memory)) set('memory', 'memory.max', String(memory), 'MemoryMax=');
-    else if (typeof memory === 'object') set('memory', 'memory.max', String(Math.floor((memoryTotal() * memory.percent) / 100)), 'MemoryMax=');
-    if (service.cpuQuotaPercent !== undefined) set('cpu', 'cpu.max', `${Math.round(service.cpuQuotaPercent * 1000)} 100000`, 'CPUQuota=');
+    const memoryBytes = typeof memory === 'object' ? Math.floor((memoryTotal() * memory.percent) / 100) : Number.isFinite(memory) ? memory : undefined;
+    set('memory', 'memory.max', memoryBytes === undefined ? undefined : String(memoryBytes), 'max', 'MemoryMax=');
+    // Per period of 100ms as systemd's default CPUQuotaPeriodSec=; the kernel takes no less than 1ms.
+    const quota = service.cpuQuotaPercent === undefined ? undefined : Math.max(1000, Math.round(service.cpuQuotaPercent * 1000));
+    set('cpu', 'cpu.max', quota === undefined ? undefined : `${quota} 100000`, 'max 100000', 'CPUQuota=');
     const tasks = service.tasksMax;
-    if (typeof tasks === 'number' && Number.isFinite(tasks)) set('pids', 'pids.max', String(tasks), 'TasksMax=');
+    const tasksCount = typeof tasks === 'object' ? Math.max(1, Math.floor((systemTasksMax() * tasks.percent) / 100)) : tasks !== undefined && Number.isFinite(tasks) ? tasks : undefined;
+    set('pids', 'pids.max', tasksCount === undefined ? undefined : String(tasksCount), 'max', 'TasksMax=');
     return { fd: openSync(path, 'r'), unapplied };
+  }
+
+  /** Why a controller is not in the units' cgroups, or undefined when it is (or was never asked for). */
+  unavailable(controller: string): string | undefined {
+    return this.#enabled.has(controller) ? undefined : this.#missing.get(controller);
   }
 
   /** Whether any process is left in the unit's cgroup. */
@@ -215,6 +306,13 @@ export class CgroupTree {
       // Something is left: it stays for whoever looks.
     }
   }
+}
+
+/** What TasksMax=N% is a share of, as systemd counts it: the kernel's limit on threads and PIDs. */
+function systemTasksMax(): number {
+  const threads = Number((read('/proc/sys/kernel/threads-max') ?? '').trim()) || Infinity;
+  const pids = (Number((read('/proc/sys/kernel/pid_max') ?? '').trim()) || Infinity) - 1;
+  return Math.min(threads, pids, 4194303);
 }
 
 function memoryTotal(): number {

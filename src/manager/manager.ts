@@ -7,7 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, constants as fsConstants } 
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native.js';
-import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
+import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus, type ProcessIdJson } from '../pidfd/index.js';
 import {
   formatDiagnostic,
   loadServiceUnit,
@@ -19,7 +19,7 @@ import {
 import { ChildReaper } from './reaper.js';
 import { CgroupTree } from './cgroups.js';
 import { withTimeout } from './timers.js';
-import { ServiceUnit, type JobResult } from './service.js';
+import { ServiceUnit, type JobResult, type RecoveredControl } from './service.js';
 import type { ServiceHost, SpawnIo } from './service-host.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
 import type { Keeper, RecoveredFd } from './keeper.js';
@@ -152,6 +152,7 @@ export class Manager extends EventEmitter {
         }
         if (unit === undefined) {
           if (record.main !== null) this.#log('warning', `${record.name} was running (main PID ${record.main.pid}) but its unit file is gone; leaving it alone`);
+          if (record.control != null) this.#log('warning', `${record.name} was running a control process (PID ${record.control.process.pid}) but its unit file is gone; leaving it alone`);
           continue;
         }
         let main: Pidfd | undefined;
@@ -174,7 +175,8 @@ export class Manager extends EventEmitter {
             exit = ended === 'timeout' ? undefined : ended;
           }
         }
-        unit.restore(record, main, exit);
+        const control = record.control != null ? await this.#recoverControl(record.name, record.control.process, recovered, used) : undefined;
+        unit.restore(record, main, exit, control);
       }
     }
     // Output the previous daemon never read is still in the pipes: read it now.
@@ -190,6 +192,33 @@ export class Manager extends EventEmitter {
       }
     }
     for (const entry of recovered) if (!used.has(entry) && entry.kind !== 'notify') native.close(entry.fd);
+  }
+
+  /**
+   * A recorded control process, as the main process is found: the keeper's pidfd, or `pidfd_open` +
+   * id comparison. One that ended comes with how it ended (`PIDFD_INFO_EXIT`); one that does not
+   * verify (a recycled PID) is never opened for good, let alone signalled.
+   */
+  async #recoverControl(unit: string, ref: ProcessIdJson, recovered: RecoveredFd[], used: Set<RecoveredFd>): Promise<RecoveredControl> {
+    let handle: Pidfd;
+    const held = recovered.find((r) => r.kind === 'pidfd' && r.pid === ref.pid && r.pidfdId === String(ref.pidfdId));
+    if (held !== undefined) {
+      used.add(held);
+      handle = Pidfd.adopt(held.fd, { pid: ref.pid });
+    } else {
+      try {
+        handle = ProcessRef.parse(ref).resolve();
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'error';
+        this.#log('warning', `${unit}: recorded control process ${ref.pid} cannot be re-adopted (${code})`);
+        return { state: 'lost', reason: code === 'ESTALE' ? 'its PID now belongs to another process' : code === 'ESRCH' ? 'it is gone and the kernel kept no status' : code };
+      }
+    }
+    if (handle.isAlive()) return { state: 'alive', handle };
+    // Its new parent (init, or a subreaper) reaps it soon; only then does the kernel tell how it ended.
+    const ended = await withTimeout(handle.unref().exited, 3000);
+    handle.close();
+    return { state: 'ended', exit: ended === 'timeout' ? undefined : ended };
   }
 
   #persistPending = false;
@@ -631,6 +660,9 @@ export class Manager extends EventEmitter {
       },
       cgroupEmpty(unit, timeoutMs) {
         return manager.cgroups?.whenEmpty(unit.name, timeoutMs) ?? Promise.resolve(true);
+      },
+      recordChanged() {
+        manager.#schedulePersist();
       },
       stateChanged(unit) {
         const event: ManagerEvent = {

@@ -33,6 +33,8 @@ export interface ServiceHost {
   /** Handle queued notify datagrams now (before acting on an exit). */
   drainNotify(): void;
   stateChanged(unit: ServiceUnit): void;
+  /** Something the state file records changed without a state change (a control process came or went). */
+  recordChanged(unit: ServiceUnit): void;
   /** The unit's cgroup for a spawn (an fd for CLONE_INTO_CGROUP), or undefined without cgroups. */
   cgroupForSpawn(unit: ServiceUnit): { fd: number; close(): void } | undefined;
   /** The live processes of the unit's cgroup; undefined without cgroups. */

@@ -12,7 +12,7 @@ import { sessionMembers, sessionOf } from './session.js';
 import { spawnCommand, type SpawnError } from './spawner.js';
 import type { NotifyInput, ServiceHost } from './service-host.js';
 import { deferred, sleep, withTimeout } from './timers.js';
-import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord, UnitStatus } from './types.js';
+import type { ActiveState, ControlKind, ControlRecord, LastExit, ServiceResult, SubState, UnitRecord, UnitStatus } from './types.js';
 import { groupsOf, lookupGroup, lookupUser, type Account } from './users.js';
 import { RLIMIT_RESOURCES } from './rlimits.js';
 
@@ -27,7 +27,36 @@ interface Proc {
   status?: ExitStatus;
 }
 
-type ProcessKind = 'condition' | 'start-pre' | 'main' | 'start-post' | 'reload' | 'stop' | 'stop-post';
+type ProcessKind = ControlKind | 'main';
+
+/** The order of a unit's phases: a flow resumed at one phase skips the phases before it. */
+const PHASES: readonly (ControlKind | 'start')[] = ['condition', 'start-pre', 'start', 'start-post', 'reload', 'stop', 'stop-post'];
+
+/** What a new daemon found of a recorded control process. */
+export type RecoveredControl =
+  | { state: 'alive'; handle: Pidfd }
+  | { state: 'ended'; exit: ExitStatus | undefined }
+  | { state: 'lost'; reason: string };
+
+/** Where a flow picks up after a daemon crash: the control process it was waiting for. */
+interface ResumePoint {
+  kind: ControlKind;
+  index: number;
+  pid: number;
+  found: RecoveredControl;
+  /** The re-adopted process, tracked, when it was alive. */
+  proc: Proc | undefined;
+  consumed: boolean;
+}
+
+/** One command of a control list; `command` is undefined for a resumed one the unit file no longer has. */
+interface Step {
+  command: ExecCommand | undefined;
+  index: number;
+  ignoreFailure: boolean;
+}
+
+type ControlOutcome = { ok: boolean; result: ServiceResult; status?: ExitStatus };
 
 const CLEAN_SIGNALS = new Set(['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGPIPE']);
 
@@ -47,6 +76,8 @@ export class ServiceUnit {
   activeEnterTimestamp: number | null = null;
   main: Proc | undefined;
   control: Proc | undefined;
+  /** Which command the control process runs, recorded with it. */
+  #controlAt: { kind: ControlKind; index: number } | undefined;
 
   readonly #host: ServiceHost;
   /** Session ids of everything spawned for this activation: how its processes are found without cgroups. */
@@ -131,6 +162,8 @@ export class ServiceUnit {
   /** Stops the unit; resolves once it is inactive or failed. */
   async stop(): Promise<JobResult> {
     this.#manualStop = true;
+    // Recorded at once: a daemon that dies before the next state change must not resume a start instead.
+    this.#host.recordChanged(this);
     if (this.#restartTimer !== undefined) {
       this.#restartTimer.cancel();
       this.#restartTimer = undefined;
@@ -176,10 +209,16 @@ export class ServiceUnit {
     }
     if (s.execReload.length === 0) return 'unsupported';
     this.#setState('reloading', 'reload');
+    return this.#execReload();
+  }
+
+  /** The ExecReload= commands (from the resumed one, after a crash), then back to running. */
+  async #execReload(resume?: ResumePoint): Promise<JobResult> {
+    const s = this.config.service;
     let ok = true;
-    for (const command of s.execReload) {
-      const outcome = await this.#runControl(command, 'reload', s.timeoutStartMs);
-      if (!outcome.ok && !command.ignoreFailure) {
+    for (const step of this.#steps('reload', s.execReload, resume)) {
+      const outcome = await this.#controlStep(step, 'reload', s.timeoutStartMs, resume);
+      if (!outcome.ok && !step.ignoreFailure) {
         ok = false;
         break;
       }
@@ -319,38 +358,44 @@ export class ServiceUnit {
 
   // -------------------------------------------------------------------------------- start flow
 
-  async #startFlow(isRestart: boolean): Promise<JobResult> {
+  /**
+   * The start sequence. With `resume` (after a daemon crash) it picks up at the recorded control
+   * process: what came before it is not done again, and that process is waited for, not spawned.
+   */
+  async #startFlow(isRestart: boolean, resume?: ResumePoint): Promise<JobResult> {
     const generation = ++this.#generation;
     const s = this.config.service;
     const u = this.config.unit;
-    const now = Date.now();
-    if (u.startLimitIntervalMs > 0 && u.startLimitBurst > 0) {
-      this.#startTimes = this.#startTimes.filter((t) => now - t < u.startLimitIntervalMs);
-      if (this.#startTimes.length >= u.startLimitBurst) {
-        this.result = 'start-limit-hit';
-        this.#note('error', `start request repeated too quickly (${u.startLimitBurst} starts within ${u.startLimitIntervalMs / 1000}s); refusing to start`);
-        this.#setState('failed', 'failed');
-        return 'failed';
+    if (resume === undefined) {
+      const now = Date.now();
+      if (u.startLimitIntervalMs > 0 && u.startLimitBurst > 0) {
+        this.#startTimes = this.#startTimes.filter((t) => now - t < u.startLimitIntervalMs);
+        if (this.#startTimes.length >= u.startLimitBurst) {
+          this.result = 'start-limit-hit';
+          this.#note('error', `start request repeated too quickly (${u.startLimitBurst} starts within ${u.startLimitIntervalMs / 1000}s); refusing to start`);
+          this.#setState('failed', 'failed');
+          return 'failed';
+        }
+        this.#startTimes.push(now);
       }
-      this.#startTimes.push(now);
-    }
-    this.invocationId = randomBytes(16).toString('hex');
-    this.result = 'success';
-    this.statusText = null;
-    this.#notifyAccessOverride = undefined;
-    this.#ready = deferred<void>();
-    this.#sessions.clear();
-    if (!isRestart) this.#note('info', `starting ${u.description || this.name}`);
+      this.invocationId = randomBytes(16).toString('hex');
+      this.result = 'success';
+      this.statusText = null;
+      this.#notifyAccessOverride = undefined;
+      this.#ready = deferred<void>();
+      this.#sessions.clear();
+      if (!isRestart) this.#note('info', `starting ${u.description || this.name}`);
 
-    this.#setState('activating', 'condition');
-    const failed = conditionFailure(u.conditions);
-    if (failed !== undefined) {
-      this.#note('info', `condition ${failed} not met; start skipped`);
-      this.#setState('inactive', 'dead');
-      return 'skipped';
+      this.#setState('activating', 'condition');
+      const failed = conditionFailure(u.conditions);
+      if (failed !== undefined) {
+        this.#note('info', `condition ${failed} not met; start skipped`);
+        this.#setState('inactive', 'dead');
+        return 'skipped';
+      }
     }
-    for (const command of s.execCondition) {
-      const outcome = await this.#runControl(command, 'condition', s.timeoutStartMs);
+    for (const step of this.#steps('condition', s.execCondition, resume)) {
+      const outcome = await this.#controlStep(step, 'condition', s.timeoutStartMs, resume);
       if (generation !== this.#generation) return 'canceled';
       if (outcome.ok) continue;
       if (outcome.status !== undefined && outcome.status.code !== null && outcome.status.code >= 1 && outcome.status.code <= 254) {
@@ -361,67 +406,72 @@ export class ServiceUnit {
       return this.#failStart(generation, outcome.result);
     }
 
-    if (s.execStartPre.length > 0) this.#setState('activating', 'start-pre');
-    for (const command of s.execStartPre) {
-      const outcome = await this.#runControl(command, 'start-pre', s.timeoutStartMs);
+    const startPre = this.#steps('start-pre', s.execStartPre, resume);
+    if (startPre.length > 0) this.#setState('activating', 'start-pre');
+    for (const step of startPre) {
+      const outcome = await this.#controlStep(step, 'start-pre', s.timeoutStartMs, resume);
       if (generation !== this.#generation) return 'canceled';
-      if (!outcome.ok && !command.ignoreFailure) return this.#failStart(generation, outcome.result);
+      if (!outcome.ok && !step.ignoreFailure) return this.#failStart(generation, outcome.result);
     }
 
-    this.#setState('activating', 'start');
-    if (s.type === 'oneshot') {
-      for (const command of s.execStart) {
+    // A start resumed in ExecStartPost= has its main process already (or had: its exit is recorded).
+    if (resume === undefined || PHASES.indexOf(resume.kind) < PHASES.indexOf('start')) {
+      this.#setState('activating', 'start');
+      if (s.type === 'oneshot') {
+        for (const command of s.execStart) {
+          const proc = this.#spawnMain(command);
+          if (proc === undefined) {
+            if (command.ignoreFailure) continue;
+            return this.#failStart(generation, 'exit-code');
+          }
+          const status = await withTimeout(proc.exited, s.timeoutStartMs, this.#newTimeout(s.timeoutStartMs));
+          if (generation !== this.#generation) return 'canceled';
+          if (status === 'timeout') return this.#failStart(generation, 'timeout');
+          if (this.main === proc) this.main = undefined;
+          const result = this.#classify(status);
+          if (result !== 'success' && !command.ignoreFailure) return this.#failStart(generation, result, false);
+        }
+      } else if (s.execStart.length > 0) {
+        const command = s.execStart[0]!;
         const proc = this.#spawnMain(command);
-        if (proc === undefined) {
-          if (command.ignoreFailure) continue;
-          return this.#failStart(generation, 'exit-code');
-        }
-        const status = await withTimeout(proc.exited, s.timeoutStartMs, this.#newTimeout(s.timeoutStartMs));
-        if (generation !== this.#generation) return 'canceled';
-        if (status === 'timeout') return this.#failStart(generation, 'timeout');
-        if (this.main === proc) this.main = undefined;
-        const result = this.#classify(status);
-        if (result !== 'success' && !command.ignoreFailure) return this.#failStart(generation, result, false);
-      }
-    } else if (s.execStart.length > 0) {
-      const command = s.execStart[0]!;
-      const proc = this.#spawnMain(command);
-      if (proc === undefined) return this.#failStart(generation, 'exit-code');
-      if (s.type === 'notify' || s.type === 'notify-reload') {
-        const outcome = await withTimeout(
-          Promise.race([this.#ready.promise.then(() => 'ready' as const), proc.exited.then(() => 'exited' as const)]),
-          s.timeoutStartMs,
-          this.#newTimeout(s.timeoutStartMs),
-        );
-        if (generation !== this.#generation) return 'canceled';
-        if (outcome === 'timeout') return this.#failStart(generation, 'timeout');
-        if (outcome === 'exited') {
-          const result = this.#classify(proc.status!);
-          return this.#failStart(generation, result === 'success' ? 'protocol' : result, false);
-        }
-      } else if (s.type === 'forking') {
-        const status = await withTimeout(proc.exited, s.timeoutStartMs, this.#newTimeout(s.timeoutStartMs));
-        if (generation !== this.#generation) return 'canceled';
-        if (status === 'timeout') return this.#failStart(generation, 'timeout');
-        const result = this.#classify(status);
-        if (result !== 'success') return this.#failStart(generation, result, false);
-        if (this.main === proc || this.main === undefined) {
-          this.main = undefined;
-          if (s.pidFile !== undefined) {
-            const adopted = await this.#mainFromPidFile(s.pidFile, s.timeoutStartMs);
-            if (generation !== this.#generation) return 'canceled';
-            if (!adopted) return this.#failStart(generation, 'protocol');
+        if (proc === undefined) return this.#failStart(generation, 'exit-code');
+        if (s.type === 'notify' || s.type === 'notify-reload') {
+          const outcome = await withTimeout(
+            Promise.race([this.#ready.promise.then(() => 'ready' as const), proc.exited.then(() => 'exited' as const)]),
+            s.timeoutStartMs,
+            this.#newTimeout(s.timeoutStartMs),
+          );
+          if (generation !== this.#generation) return 'canceled';
+          if (outcome === 'timeout') return this.#failStart(generation, 'timeout');
+          if (outcome === 'exited') {
+            const result = this.#classify(proc.status!);
+            return this.#failStart(generation, result === 'success' ? 'protocol' : result, false);
+          }
+        } else if (s.type === 'forking') {
+          const status = await withTimeout(proc.exited, s.timeoutStartMs, this.#newTimeout(s.timeoutStartMs));
+          if (generation !== this.#generation) return 'canceled';
+          if (status === 'timeout') return this.#failStart(generation, 'timeout');
+          const result = this.#classify(status);
+          if (result !== 'success') return this.#failStart(generation, result, false);
+          if (this.main === proc || this.main === undefined) {
+            this.main = undefined;
+            if (s.pidFile !== undefined) {
+              const adopted = await this.#mainFromPidFile(s.pidFile, s.timeoutStartMs);
+              if (generation !== this.#generation) return 'canceled';
+              if (!adopted) return this.#failStart(generation, 'protocol');
+            }
           }
         }
       }
     }
     this.#timeout = undefined;
 
-    if (s.execStartPost.length > 0) this.#setState('activating', 'start-post');
-    for (const command of s.execStartPost) {
-      const outcome = await this.#runControl(command, 'start-post', s.timeoutStartMs);
+    const startPost = this.#steps('start-post', s.execStartPost, resume);
+    if (startPost.length > 0) this.#setState('activating', 'start-post');
+    for (const step of startPost) {
+      const outcome = await this.#controlStep(step, 'start-post', s.timeoutStartMs, resume);
       if (generation !== this.#generation) return 'canceled';
-      if (!outcome.ok && !command.ignoreFailure) return this.#failStart(generation, outcome.result);
+      if (!outcome.ok && !step.ignoreFailure) return this.#failStart(generation, outcome.result);
     }
 
     if (this.main === undefined && s.type !== 'forking' && !s.remainAfterExit) {
@@ -469,42 +519,59 @@ export class ServiceUnit {
 
   // --------------------------------------------------------------------------------- stop flow
 
-  /** The stop sequence; with `runExecStop` the ExecStop= commands run first. */
-  #stop(runExecStop: boolean, result?: ServiceResult): Promise<void> {
+  /**
+   * The stop sequence; with `runExecStop` the ExecStop= commands run first. With `resume` (after a
+   * daemon crash) it picks up at the recorded ExecStop= or ExecStopPost= process.
+   */
+  #stop(runExecStop: boolean, result?: ServiceResult, resume?: ResumePoint): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
     ++this.#generation;
     if (result !== undefined && this.result === 'success') this.result = result;
-    this.#stopping = this.#stopSequence(runExecStop).finally(() => {
+    this.#stopping = this.#stopSequence(runExecStop, resume).finally(() => {
       this.#stopping = undefined;
     });
     return this.#stopping;
   }
 
-  async #stopSequence(runExecStop: boolean): Promise<void> {
+  async #stopSequence(runExecStop: boolean, resume?: ResumePoint): Promise<void> {
     const s = this.config.service;
     this.#clearRunTimers();
     this.#reloadDone?.(false);
     this.#reloadDone = undefined;
     if (this.control !== undefined && this.control.status === undefined) {
       // A control process still running (e.g. ExecStartPre= when the stop came) ends first.
-      this.control.handle.signal(s.killSignal);
+      try {
+        this.control.handle.signal(s.killSignal);
+      } catch (error) {
+        if (!hasCode(error, 'ESRCH')) throw error;
+      }
       await withTimeout(this.control.exited, s.timeoutStopMs);
     }
-    if (runExecStop && s.execStop.length > 0 && this.main !== undefined && this.main.status === undefined) {
+    if (resume !== undefined && resume.kind === 'stop') {
       this.#setState('deactivating', 'stop');
-      for (const command of s.execStop) {
-        const outcome = await this.#runControl(command, 'stop', s.timeoutStopMs);
+      for (const step of this.#steps('stop', s.execStop, resume)) {
+        const outcome = await this.#controlStep(step, 'stop', s.timeoutStopMs, resume);
+        if (outcome.result === 'timeout') break;
+      }
+    } else if (resume !== undefined) {
+      // Resumed in ExecStopPost=: ExecStop= and the kill phase are behind us.
+    } else if (runExecStop && s.execStop.length > 0 && this.main !== undefined && this.main.status === undefined) {
+      this.#setState('deactivating', 'stop');
+      for (const step of this.#steps('stop', s.execStop)) {
+        const outcome = await this.#controlStep(step, 'stop', s.timeoutStopMs);
         if (outcome.result === 'timeout') break;
       }
     } else if (runExecStop && s.execStop.length > 0 && (this.activeState === 'active' || this.activeState === 'reloading')) {
       this.#setState('deactivating', 'stop');
-      for (const command of s.execStop) await this.#runControl(command, 'stop', s.timeoutStopMs);
+      for (const step of this.#steps('stop', s.execStop)) await this.#controlStep(step, 'stop', s.timeoutStopMs);
     }
-    await this.#killPhase('stop-sigterm', 'stop-sigkill', this.#manualStop ? s.killSignal : s.killSignal);
+    // Resumed in ExecStopPost=, the kill phase already ran; running it again would kill that process.
+    if (resume === undefined || resume.kind === 'stop') await this.#killPhase('stop-sigterm', 'stop-sigkill', this.#manualStop ? s.killSignal : s.killSignal);
 
-    if (s.execStopPost.length > 0) {
+    const stopPost = this.#steps('stop-post', s.execStopPost, resume);
+    if (stopPost.length > 0) {
       this.#setState(this.activeState === 'failed' ? 'failed' : 'deactivating', 'stop-post');
-      for (const command of s.execStopPost) await this.#runControl(command, 'stop-post', s.timeoutStopMs);
+      for (const step of stopPost) await this.#controlStep(step, 'stop-post', s.timeoutStopMs, resume);
       await this.#killPhase('final-sigterm', 'final-sigkill', s.killSignal);
     }
     this.main = undefined;
@@ -724,29 +791,85 @@ export class ServiceUnit {
     return 'success';
   }
 
+  /** The commands of a control list a flow runs: all of them, or after a crash those from the resumed one on. */
+  #steps(kind: ControlKind, list: readonly ExecCommand[], resume?: ResumePoint): Step[] {
+    const all = (from: number): Step[] => list.slice(from).map((command, i) => ({ command, index: from + i, ignoreFailure: command.ignoreFailure }));
+    if (resume === undefined || resume.consumed) return all(0);
+    const phase = PHASES.indexOf(kind);
+    const resumed = PHASES.indexOf(resume.kind);
+    if (phase > resumed) return all(0);
+    if (phase < resumed) return [];
+    const steps = all(resume.index);
+    // The unit file changed meanwhile and has no such command any more: the process is still waited for.
+    if (steps.length === 0) steps.push({ command: undefined, index: resume.index, ignoreFailure: true });
+    return steps;
+  }
+
+  /** Runs one step of a control list, or waits for the re-adopted process where a flow resumes. */
+  #controlStep(step: Step, kind: ControlKind, timeoutMs: number, resume?: ResumePoint): Promise<ControlOutcome> {
+    if (resume !== undefined && !resume.consumed && resume.kind === kind && resume.index === step.index) {
+      resume.consumed = true;
+      return Promise.resolve(this.#resumedStep(resume, step, timeoutMs));
+    }
+    return this.#runControl(step.command!, kind, step.index, timeoutMs);
+  }
+
   /** Runs one control command to its end; `ok` says whether it counts as success. */
-  async #runControl(command: ExecCommand, kind: ProcessKind, timeoutMs: number): Promise<{ ok: boolean; result: ServiceResult; status?: ExitStatus }> {
+  async #runControl(command: ExecCommand, kind: ControlKind, index: number, timeoutMs: number): Promise<ControlOutcome> {
     const proc = this.#spawn(command, kind);
     if (proc === undefined) return { ok: command.ignoreFailure, result: 'exit-code' };
+    return this.#awaitControl(proc, kind, index, command.ignoreFailure, timeoutMs);
+  }
+
+  /** Waits for a control process (spawned, or re-adopted after a crash) with the step's timeout. */
+  async #awaitControl(proc: Proc, kind: ControlKind, index: number, ignoreFailure: boolean, timeoutMs: number): Promise<ControlOutcome> {
     this.control = proc;
-    const status = await withTimeout(proc.exited, timeoutMs, this.#newTimeout(timeoutMs));
-    if (status === 'timeout') {
-      this.#note('warning', `${kind} command ${proc.handle.pid} timed out; killing it`);
-      try {
-        proc.handle.signal(this.config.service.killSignal);
-        const after = await withTimeout(proc.exited, this.config.service.timeoutStopMs);
-        if (after === 'timeout') proc.handle.signal(this.config.service.finalKillSignal);
-      } catch (error) {
-        if (!hasCode(error, 'ESRCH')) throw error;
+    this.#controlAt = { kind, index };
+    this.#host.recordChanged(this);
+    try {
+      const status = await withTimeout(proc.exited, timeoutMs, this.#newTimeout(timeoutMs));
+      if (status === 'timeout') {
+        this.#note('warning', `${kind} command ${proc.handle.pid} timed out; killing it`);
+        try {
+          proc.handle.signal(this.config.service.killSignal);
+          const after = await withTimeout(proc.exited, this.config.service.timeoutStopMs);
+          if (after === 'timeout') proc.handle.signal(this.config.service.finalKillSignal);
+        } catch (error) {
+          if (!hasCode(error, 'ESRCH')) throw error;
+        }
+        await proc.exited;
+        return { ok: false, result: 'timeout' };
       }
-      await proc.exited;
-      if (this.control === proc) this.control = undefined;
-      return { ok: false, result: 'timeout' };
+      const result = this.#classifyControl(status);
+      if (result !== 'success' && !ignoreFailure) this.#note('warning', `${kind} command ${proc.handle.pid} ${describe(status)}`);
+      return { ok: result === 'success', result, status };
+    } finally {
+      if (this.control === proc) {
+        this.control = undefined;
+        this.#controlAt = undefined;
+        this.#host.recordChanged(this);
+      }
     }
-    if (this.control === proc) this.control = undefined;
-    const result = this.#classifyControl(status);
-    if (result !== 'success' && !command.ignoreFailure) this.#note('warning', `${kind} command ${proc.handle.pid} ${describe(status)}`);
-    return { ok: result === 'success', result, status };
+  }
+
+  /**
+   * The step a daemon crash interrupted: its process re-adopted and waited for (the timeout counted
+   * from now), or how it ended while no daemon watched. One that cannot be re-adopted is never
+   * signalled; its step counts as failed.
+   */
+  #resumedStep(resume: ResumePoint, step: Step, timeoutMs: number): Promise<ControlOutcome> | ControlOutcome {
+    const what = `${resume.kind} command ${resume.pid}`;
+    if (resume.proc !== undefined) return this.#awaitControl(resume.proc, resume.kind, resume.index, step.ignoreFailure, timeoutMs);
+    const found = resume.found;
+    if (found.state === 'ended' && found.exit !== undefined && (found.exit.code !== null || found.exit.signal !== null)) {
+      const status = found.exit;
+      const result = this.#classifyControl(status);
+      this.#note(result === 'success' || step.ignoreFailure ? 'info' : 'warning', `${what} ${describe(status)} while no daemon was watching`);
+      return { ok: result === 'success', result, status };
+    }
+    if (found.state === 'lost') this.#note('warning', `${what} cannot be re-adopted (${found.reason}); it is left alone and its step counts as failed`);
+    else this.#note('warning', `${what} ended while no daemon was watching; how it ended is unknown, so its step counts as failed`);
+    return { ok: false, result: 'exit-code' };
   }
 
   #classifyControl(status: ExitStatus): ServiceResult {
@@ -1016,6 +1139,11 @@ export class ServiceUnit {
       lastExit: this.lastExit,
       activeEnterTimestamp: this.activeEnterTimestamp,
       main: this.main !== undefined && this.main.status === undefined ? this.main.ref.toJSON() : null,
+      control:
+        this.control !== undefined && this.control.status === undefined && this.#controlAt !== undefined
+          ? { process: this.control.ref.toJSON(), kind: this.#controlAt.kind, index: this.#controlAt.index }
+          : null,
+      manualStop: this.#manualStop,
       sessions: [...this.#sessions],
     };
   }
@@ -1025,14 +1153,20 @@ export class ServiceUnit {
    * main process (alive or dead) or undefined when it could not be had; `exit` is how it ended where
    * the kernel kept that. A main process that ended while no daemon watched is handled as if its
    * exit had just been seen: ExecStop=, the kill phase, ExecStopPost=, and the restart policy.
+   * `control` is what could be found of the recorded control process, if one was recorded.
    */
-  restore(record: UnitRecord, main: Pidfd | undefined, exit: ExitStatus | undefined): void {
+  restore(record: UnitRecord, main: Pidfd | undefined, exit: ExitStatus | undefined, control?: RecoveredControl): void {
     this.restarts = record.restarts;
     this.invocationId = record.invocationId;
     this.statusText = record.statusText;
     this.lastExit = record.lastExit;
     this.result = record.result;
     this.activeEnterTimestamp = record.activeEnterTimestamp;
+    if (record.control !== undefined && record.control !== null && control !== undefined) {
+      this.#restoreWithControl(record, record.control, main, exit, control);
+      return;
+    }
+    if (control?.state === 'alive') control.handle.close();
     // Recorded session ids are not trusted: while no daemon watched, a session may have ended and its
     // number gone to a stranger's new session. Only the session of a verified, living main process counts.
     const wasRunning = record.activeState === 'active' || record.activeState === 'reloading' || record.activeState === 'activating' || record.activeState === 'deactivating';
@@ -1059,8 +1193,8 @@ export class ServiceUnit {
       this.#note('info', `re-adopted main process ${main.pid}${main.id === undefined ? '' : ` (pidfd id ${main.id})`}`);
       const type = this.config.service.type;
       if (record.activeState === 'deactivating') {
-        // The previous daemon was stopping it: finish the stop, and do not restart what was being stopped.
-        this.#manualStop = true;
+        // The previous daemon was stopping it: finish the stop, and do not restart what was asked to stop.
+        this.#manualStop = record.manualStop ?? true;
         this.#setState('deactivating', 'stop-sigterm');
         void this.#stop(false);
         return;
@@ -1089,6 +1223,97 @@ export class ServiceUnit {
       this.result = 'exit-code';
     }
     void this.#stop(true);
+  }
+
+  /**
+   * Picks up a unit whose control process (ExecStartPre=, ExecStop=, …) was running when the previous
+   * daemon died: the flow goes on from that command as if the daemon had watched it end. The
+   * re-adopted process is waited for, not spawned again; one that ended meanwhile counts with how it
+   * ended; one that cannot be re-adopted is left alone and its step counts as failed.
+   */
+  #restoreWithControl(record: UnitRecord, at: ControlRecord, main: Pidfd | undefined, exit: ExitStatus | undefined, found: RecoveredControl): void {
+    const s = this.config.service;
+    this.#manualStop = record.manualStop ?? record.activeState === 'deactivating';
+    let mainAlive = false;
+    if (record.main !== null) {
+      if (main !== undefined && main.isAlive()) {
+        const session = sessionOf(main);
+        if (session !== undefined && record.sessions.includes(session)) this.#sessions.add(session);
+        this.main = this.#track(main, true);
+        mainAlive = true;
+        this.#note('info', `re-adopted main process ${main.pid}${main.id === undefined ? '' : ` (pidfd id ${main.id})`}`);
+      } else {
+        main?.close();
+        if (exit !== undefined && (exit.code !== null || exit.signal !== null)) {
+          this.lastExit = { code: exit.code, signal: exit.signal };
+          this.#lastMainResult = this.#classify(exit);
+          this.#note('warning', `main process ${record.main.pid} ${describe(exit)} while no daemon was watching`);
+        } else {
+          this.lastExit = { code: null, signal: null };
+          this.#lastMainResult = 'exit-code';
+          this.#note('warning', `main process ${record.main.pid} ended while no daemon was watching; how it ended is unknown`);
+        }
+      }
+    } else if (this.lastExit !== null) {
+      // A main process that ended before the crash (seen by the previous daemon) still decides the start.
+      this.#lastMainResult = this.#classify({ ...this.lastExit, coreDumped: false });
+    }
+    const mainEnded = record.main !== null && !mainAlive;
+
+    let proc: Proc | undefined;
+    if (found.state === 'alive') {
+      const handle = found.handle;
+      const session = sessionOf(handle);
+      if (session !== undefined && record.sessions.includes(session)) this.#sessions.add(session);
+      proc = this.#track(handle, false);
+      this.#note('info', `re-adopted ${at.kind} command ${handle.pid}${handle.id === undefined ? '' : ` (pidfd id ${handle.id})`}; waiting for it to end`);
+    }
+    const resume: ResumePoint = { kind: at.kind, index: at.index, pid: at.process.pid, found, proc, consumed: false };
+    // Where no flow waits for it (a stop goes on instead), the control process is held for the stop to end.
+    const holdControl = (): void => {
+      if (proc !== undefined) {
+        this.control = proc;
+        this.#controlAt = { kind: at.kind, index: at.index };
+      } else if (found.state === 'lost') {
+        this.#note('warning', `${at.kind} command ${at.process.pid} cannot be re-adopted (${found.reason}); it is left alone`);
+      } else if (found.state === 'ended') {
+        this.#note('info', `${at.kind} command ${at.process.pid} ${found.exit === undefined ? 'ended' : describe(found.exit)} while no daemon was watching`);
+      }
+    };
+
+    if (at.kind === 'stop' || at.kind === 'stop-post') {
+      this.#setState(record.activeState === 'failed' ? 'failed' : 'deactivating', at.kind);
+      void this.#stop(false, undefined, resume);
+      return;
+    }
+    if (this.#manualStop) {
+      // A stop was asked for while this ran: the stop goes on, and ends the control process first.
+      holdControl();
+      this.#setState(record.activeState, record.subState);
+      void this.#stop(at.kind === 'reload');
+      return;
+    }
+    if (at.kind === 'reload') {
+      const mainGone = mainEnded ? !(this.#lastMainResult === 'success' && s.remainAfterExit) : record.main === null && !s.remainAfterExit;
+      if (mainGone) {
+        // The main process is gone: as when it ends during a reload, the unit stops (the reload command first).
+        holdControl();
+        if (mainEnded && this.result === 'success') this.result = this.#lastMainResult;
+        if (record.main === null) this.#note('warning', 'the main process had ended when the daemon stopped; stopping the unit');
+        this.#setState('reloading', 'reload');
+        void this.#stop(true);
+        return;
+      }
+      if (this.main !== undefined) this.#adoptMainProc(this.main);
+      this.#setState('reloading', 'reload');
+      this.#watchdogMs = s.watchdogMs;
+      this.#armWatchdog();
+      void this.#execReload(resume);
+      return;
+    }
+    this.#setState('activating', at.kind);
+    if (this.main !== undefined) this.#adoptMainProc(this.main);
+    void this.#startFlow(false, resume);
   }
 
   /** Stops timers so the daemon can exit (processes are left to the caller). */

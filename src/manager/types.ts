@@ -116,9 +116,23 @@ export interface UnitRecord {
   lastExit: LastExit | null;
   activeEnterTimestamp: number | null;
   main: ProcessIdJson | null;
+  /** The control process running when this was written (absent in files of older daemons). */
+  control?: ControlRecord | null;
+  /** Whether the stop under way (or that ended the unit) was asked for, so no restart follows it. */
+  manualStop?: boolean;
   sessions: number[];
   /** The unit file text of a transient unit, which has no file to load again. */
   transientText?: string;
+}
+
+/** The command lists a control process can run from, as the state machine names them. */
+export type ControlKind = 'condition' | 'start-pre' | 'start-post' | 'reload' | 'stop' | 'stop-post';
+
+/** A running control process: which command of which list it runs (index into that list, from 0). */
+export interface ControlRecord {
+  process: ProcessIdJson;
+  kind: ControlKind;
+  index: number;
 }
 
 /** The daemon's state file. */

@@ -50,6 +50,27 @@ function stateText(unit: UnitStatus): string {
   return `${colored}${result} since ${since.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}; ${formatDuration(Date.now() - unit.stateChangeTimestamp)} ago`;
 }
 
+/**
+ * Tasks, memory, CPU time and the cgroup. In a unit's cgroup the kernel reports memory.current only
+ * where the memory controller is enabled (and cpu.stat always): a figure that is missing is said to
+ * be missing, and a daemon without cgroups says that nothing is measured or limited.
+ */
+function resourceLines(unit: UnitStatus): string[] {
+  const lines: string[] = [];
+  if (unit.cgroup !== undefined && unit.cgroup !== null) {
+    if (unit.tasks !== undefined && unit.tasks !== null) lines.push(`      Tasks: ${unit.tasks}`);
+    const memory = unit.memoryCurrent ?? null;
+    lines.push(`     Memory: ${memory === null ? 'not measured (the memory controller is not enabled in holdfast\'s cgroups)' : formatBytes(memory)}`);
+    const cpu = unit.cpuUsageUsec ?? null;
+    lines.push(`        CPU: ${cpu === null ? 'not measured (no cpu.stat in the unit\'s cgroup)' : formatDuration(cpu / 1000)}`);
+    lines.push(`     CGroup: ${unit.cgroup}`);
+  } else if (unit.cgroupUnavailable !== undefined) {
+    lines.push(`     CGroup: none (${unit.cgroupUnavailable}); processes are tracked by session`);
+    lines.push('  Resources: not measured, and MemoryMax=, CPUQuota=, TasksMax= are not applied without cgroups');
+  }
+  return lines;
+}
+
 /** The status block, as readable as `systemctl status`. */
 export function formatStatus(unit: UnitStatus, logs: LogLine[]): string {
   const lines = [`${dot(unit)} ${unit.name} - ${unit.description}`];
@@ -71,11 +92,7 @@ export function formatStatus(unit: UnitStatus, logs: LogLine[]): string {
   const exit = unit.lastExit === null ? 'none' : unit.lastExit.code !== null ? `code ${unit.lastExit.code}` : `signal ${unit.lastExit.signal}`;
   lines.push(`   Restarts: ${unit.restarts}; last exit: ${exit}`);
   if (unit.invocationId !== null) lines.push(` Invocation: ${unit.invocationId}`);
-  if (unit.tasks !== undefined && unit.tasks !== null) lines.push(`      Tasks: ${unit.tasks}`);
-  if (unit.memoryCurrent !== undefined && unit.memoryCurrent !== null) lines.push(`     Memory: ${formatBytes(unit.memoryCurrent)}`);
-  if (unit.cpuUsageUsec !== undefined && unit.cpuUsageUsec !== null) lines.push(`        CPU: ${formatDuration(unit.cpuUsageUsec / 1000)}`);
-  if (unit.cgroup !== undefined && unit.cgroup !== null) lines.push(`     CGroup: ${unit.cgroup}`);
-  else if (unit.cgroupUnavailable !== undefined) lines.push(`     CGroup: none (${unit.cgroupUnavailable}); processes are tracked by session`);
+  lines.push(...resourceLines(unit));
   if (logs.length > 0) {
     lines.push('');
     for (const record of logs) lines.push(formatLogLine(unit.name, record));
