@@ -111,7 +111,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const listenFd = native.dup(server.fd!, false);
       await server.close({ graceMs: 10_000, keepSocketFile: true });
       manager.detach();
-      await logs.close();
+      await logs.release();
       notify.close({ unlink: false });
       if (!keeper.sync()) options.log('warning', 'daemon-reexec: the keeper did not confirm; some fds may not come back');
       options.log('info', `daemon-reexec: executing ${argv.join(' ')}`);

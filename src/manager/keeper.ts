@@ -18,6 +18,8 @@ export interface KeeperEntry {
   invocationId?: string | null;
   pid?: number | null;
   pidfdId?: string | null;
+  /** For a log pipe: the spool its reader moves bytes into (logs/spool.ts). */
+  spool?: string | null;
 }
 
 /** The keeper's manifest file. */

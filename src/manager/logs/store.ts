@@ -13,7 +13,8 @@ import type { LogRecord } from '../types.js';
 import { RateLimitedLog, stderrLogger, type Logger } from '../rate-limited-log.js';
 import { LogCapture, makePipes, type CaptureFromFdsOptions, type CaptureOptions, type LogSink } from './capture.js';
 import { nowMicros } from './clock.js';
-import { DEFAULT_LINE_MAX } from './lines.js';
+import { DEFAULT_LINE_MAX, LineSplitter } from './lines.js';
+import { cursorText, lastCursorIn, listSpools, Spool } from './spool.js';
 
 /** Default size at which a unit's file is rotated. */
 export const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -21,6 +22,8 @@ export const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_ROTATED_FILES = 4;
 /** Default unwritten bytes per unit above which captures stop reading until the disk catches up. */
 export const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** Default spool size at which its stored part is dropped. */
+export const DEFAULT_SPOOL_ROLL_BYTES = 1024 * 1024;
 
 /** Options of {@link LogStore.open}. */
 export interface LogStoreOptions {
@@ -34,6 +37,8 @@ export interface LogStoreOptions {
   lineMax?: number;
   /** Unwritten bytes per unit at which captures pause reading (default 4 MiB). */
   highWaterBytes?: number;
+  /** A capture's spool file drops its stored part once it holds this many bytes (default 1 MiB). */
+  spoolRollBytes?: number;
   /** Where diagnostics go (default: warnings and errors to stderr). */
   log?: Logger;
 }
@@ -115,17 +120,21 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   readonly maxRotatedFiles: number;
   readonly lineMax: number;
   readonly highWaterBytes: number;
+  readonly spoolRollBytes: number;
+  /** @internal Where captures spool their streams (`<directory>/spool`). */
+  readonly spoolDirectory: string;
   /** @internal */
   readonly log: Logger;
 
   readonly #units = new Map<string, UnitLog>();
   readonly #captures = new Set<LogCapture>();
+  readonly #spoolsInUse = new Set<string>();
   readonly #limited: RateLimitedLog;
   #closed = false;
 
   /** Creates the directory if needed and returns the store. */
   static async open(options: LogStoreOptions): Promise<LogStore> {
-    await fsp.mkdir(options.directory, { recursive: true, mode: 0o750 });
+    await fsp.mkdir(join(options.directory, 'spool'), { recursive: true, mode: 0o750 });
     return new LogStore(options);
   }
 
@@ -137,6 +146,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.maxRotatedFiles = options.maxRotatedFiles ?? DEFAULT_MAX_ROTATED_FILES;
     this.lineMax = options.lineMax ?? DEFAULT_LINE_MAX;
     this.highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.spoolRollBytes = options.spoolRollBytes ?? DEFAULT_SPOOL_ROLL_BYTES;
+    this.spoolDirectory = join(this.directory, 'spool');
     this.log = options.log ?? stderrLogger;
     this.#limited = new RateLimitedLog(this.log, 'logs: ');
     if (!(this.maxFileBytes > 0)) throw new RangeError(`maxFileBytes must be positive (got ${this.maxFileBytes})`);
@@ -165,7 +176,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.#assertOpen();
     this.#unit(unit);
     const read = { stdout: options.stdoutReadFd ?? null, stderr: options.stderrReadFd ?? null };
-    const capture = new LogCapture(this, unit, options.invocationId ?? null, read, { stdout: null, stderr: null }, options.writer);
+    const spools = { stdout: options.stdoutSpool ?? null, stderr: options.stderrSpool ?? null };
+    const capture = new LogCapture(this, unit, options.invocationId ?? null, read, { stdout: null, stderr: null }, options.writer, spools);
     this.#captures.add(capture);
     return capture;
   }
@@ -298,11 +310,12 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.#limited.dispose();
   }
 
-  /** @internal Stores one record (from a capture or {@link append}). */
-  push(unit: string, record: LogRecord): void {
+  /** @internal Stores one record (from a capture or {@link append}); `cursor` goes to disk with it. */
+  push(unit: string, record: LogRecord, cursor?: string): void {
     if (this.#closed) throw errnoError('EBADF', 'the log store is closed');
     const u = this.#unit(unit);
-    const line = `${JSON.stringify(record)}\n`;
+    const json = JSON.stringify(record);
+    const line = cursor === undefined ? `${json}\n` : `${json.slice(0, -1)},"cursor":${JSON.stringify(cursor)}}\n`;
     const size = Buffer.byteLength(line);
     u.pending.push(line);
     u.pendingSizes.push(size);
@@ -338,6 +351,79 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     const u = this.#units.get(unit);
     if (u === undefined || this.#closed || u.backlog <= this.highWaterBytes / 2) return Promise.resolve();
     return new Promise((resolve) => u.roomWaiters.push(resolve));
+  }
+
+  /** @internal */
+  spoolInUse(id: string, inUse: boolean): void {
+    if (inUse) this.#spoolsInUse.add(id);
+    else this.#spoolsInUse.delete(id);
+  }
+
+  /** @internal */
+  lastCursor(unit: string, id: string): Promise<number | undefined> {
+    const u = this.#unit(unit);
+    return this.#enqueue(u, async () => {
+      await this.#writePending(u);
+      for (const path of this.#paths(u)) {
+        let text: string;
+        try {
+          text = await fsp.readFile(path, 'utf8');
+        } catch (error) {
+          if (hasCode(error, 'ENOENT')) continue;
+          throw error;
+        }
+        const cursor = lastCursorIn(text, id);
+        if (cursor !== undefined) return cursor;
+      }
+      return undefined;
+    });
+  }
+
+  /**
+   * Stores what spools no capture reads still hold beyond their last stored cursor, then deletes
+   * them: output of pipes that no keeper brought back (the keeper died too), read from disk. Call
+   * it once the captures handed back by a keeper exist. Returns the number of lines recovered.
+   */
+  async recoverSpools(): Promise<number> {
+    this.#assertOpen();
+    let recovered = 0;
+    for (const [id, files] of listSpools(this.spoolDirectory)) {
+      if (this.#spoolsInUse.has(id)) continue;
+      const { unit, stream } = files[0]!;
+      let spool: Spool | undefined;
+      try {
+        spool = Spool.reopen(this.spoolDirectory, id);
+        if (spool === undefined) continue;
+        const from = Math.min(Math.max((await this.lastCursor(unit, id)) ?? spool.base, spool.base), spool.end);
+        const splitter = new LineSplitter(this.lineMax);
+        const time = nowMicros();
+        let offset = from;
+        const store = (line: Buffer, terminatorBytes: number): void => {
+          offset += line.length + terminatorBytes;
+          recovered++;
+          this.push(unit, { time, stream, pid: null, pidfdId: null, invocationId: null, message: line.toString('utf8') }, cursorText(id, offset));
+        };
+        splitter.push(spool.readFrom(from), store);
+        splitter.end(store);
+        await this.flush(unit);
+        spool.remove();
+      } catch (error) {
+        spool?.close();
+        this.#limited.write('warning', `logs: ${unit}: recovering spool ${id} failed: ${(error as Error).message}`);
+      }
+    }
+    return recovered;
+  }
+
+  /**
+   * Stops every capture without ending anything, for daemon-reexec: their spools stay (with any
+   * unfinished line) for the next image, which takes the read ends back from the keeper. Every
+   * record is written and the files are closed.
+   */
+  async release(): Promise<void> {
+    if (this.#closed) return;
+    for (const capture of [...this.#captures]) capture.release();
+    await this.close();
   }
 
   /** @internal */
@@ -451,13 +537,18 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     await this.#openFile(u);
   }
 
+  /** The unit's files, newest first. */
+  #paths(u: UnitLog): string[] {
+    const paths = [u.path];
+    for (let i = 1; i <= this.maxRotatedFiles; i++) paths.push(`${u.path}.${i}`);
+    return paths;
+  }
+
   async #readFiles(u: UnitLog, options: ReadOptions): Promise<LogRecord[]> {
     const { lines, since, invocationId } = options;
     if (lines === 0) return [];
     let collected: LogRecord[] = [];
-    const paths = [u.path];
-    for (let i = 1; i <= this.maxRotatedFiles; i++) paths.push(`${u.path}.${i}`);
-    for (const path of paths) {
+    for (const path of this.#paths(u)) {
       let text: string;
       try {
         text = await fsp.readFile(path, 'utf8');
@@ -486,7 +577,11 @@ function parseRecords(text: string): LogRecord[] {
     if (end > start) {
       try {
         const value = JSON.parse(text.slice(start, end)) as unknown;
-        if (isRecord(value)) out.push(value);
+        if (isRecord(value)) {
+          // The spool cursor is bookkeeping for crash recovery, not part of the record.
+          delete (value as { cursor?: unknown }).cursor;
+          out.push(value);
+        }
       } catch {
         // A torn line: skipped.
       }
