@@ -55,8 +55,8 @@ export interface LogSink {
   readonly spoolDirectory: string;
   /** A spool is rolled once it holds this many bytes. */
   readonly spoolRollBytes: number;
-  /** Stores a record; `cursor` goes to disk with it. */
-  push(unit: string, record: LogRecord, cursor?: string): void;
+  /** Stores a record; `json` is its serialized form when the caller has it (with fields the record lacks, such as the spool cursor). */
+  push(unit: string, record: LogRecord, json?: string): void;
   /** The last cursor of spool `id` in the unit's stored log, after everything pending is written. */
   lastCursor(unit: string, id: string): Promise<number | undefined>;
   /** Marks a spool as read by a live capture (or no longer). */
@@ -92,6 +92,7 @@ export class LogCapture {
   readonly #readers: StreamReader[] = [];
   #pid: number | null = null;
   #pidfdId: string | null = null;
+  #jsonMiddle: { stdout: string | undefined; stderr: string | undefined } = { stdout: undefined, stderr: undefined };
 
   /** @internal Made by the store. */
   constructor(
@@ -164,6 +165,7 @@ export class LogCapture {
     this.#pid = writer.pid;
     const id = writer.pidfdId;
     this.#pidfdId = id === null || id === undefined ? null : String(id);
+    this.#jsonMiddle = { stdout: undefined, stderr: undefined };
   }
 
   /**
@@ -198,15 +200,13 @@ export class LogCapture {
   /** @internal A complete line from one stream. */
   line(stream: Stream, bytes: Buffer, time: number, cursor?: string): void {
     try {
-      this.#sink.push(this.unit, {
-        time,
-        stream,
-        pid: this.#pid,
-        pidfdId: this.#pidfdId,
-        invocationId: this.invocationId,
-        // Invalid UTF-8 becomes U+FFFD: records are JSON text, and a replacement is what any viewer shows.
-        message: bytes.toString('utf8'),
-      }, cursor);
+      // Invalid UTF-8 becomes U+FFFD: records are JSON text, and a replacement is what any viewer shows.
+      const message = bytes.toString('utf8');
+      const record: LogRecord = { time, stream, pid: this.#pid, pidfdId: this.#pidfdId, invocationId: this.invocationId, message };
+      // The same text JSON.stringify(record) gives, plus the cursor, without serializing the fields that stay the same line after line.
+      const middle = (this.#jsonMiddle[stream] ??= `,"stream":"${stream}","pid":${JSON.stringify(this.#pid)},"pidfdId":${JSON.stringify(this.#pidfdId)},"invocationId":${JSON.stringify(this.invocationId)},"message":`);
+      const json = `{"time":${time}${middle}${JSON.stringify(message)}${cursor === undefined ? '' : `,"cursor":"${cursor}"`}}`;
+      this.#sink.push(this.unit, record, json);
     } catch (error) {
       safeLog(this.#sink.log, 'warning', `logs: ${this.unit}: a ${stream} line was lost: ${(error as Error).message}`);
     }
