@@ -405,13 +405,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     return this.#enqueue(u, async () => {
       await this.#writePending(u);
       for (const path of this.#paths(u)) {
-        let text: string;
-        try {
-          text = await fsp.readFile(path, 'utf8');
-        } catch (error) {
-          if (hasCode(error, 'ENOENT')) continue;
-          throw error;
-        }
+        const text = await readIfPresent(path);
+        if (text === undefined) continue;
         const cursor = lastCursorIn(text, id);
         if (cursor !== undefined) return cursor;
       }
@@ -590,13 +585,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     if (lines === 0) return [];
     let collected: LogRecord[] = [];
     for (const path of this.#paths(u)) {
-      let text: string;
-      try {
-        text = await fsp.readFile(path, 'utf8');
-      } catch (error) {
-        if (hasCode(error, 'ENOENT')) continue;
-        throw error;
-      }
+      const text = await readIfPresent(path);
+      if (text === undefined) continue;
       const records = parseRecords(text);
       const matching = records.filter((r) => (since === undefined || r.time >= since) && (invocationId === undefined || r.invocationId === invocationId));
       collected = matching.concat(collected);
@@ -656,6 +646,16 @@ function isRecord(value: unknown): value is LogRecord {
 function assertUnitName(unit: string): void {
   if (unit.length === 0 || unit.length > 240 || unit.includes('/') || unit.includes('\0') || unit.startsWith('.')) {
     throw errnoError('EINVAL', `not a unit name usable for a log file: ${JSON.stringify(unit)}`);
+  }
+}
+
+/** A file's text, or undefined when it does not exist (a rotated file not made yet). */
+async function readIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await fsp.readFile(path, 'utf8');
+  } catch (error) {
+    if (hasCode(error, 'ENOENT')) return undefined;
+    throw error;
   }
 }
 
