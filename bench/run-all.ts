@@ -2,6 +2,7 @@
 const all: Record<string, () => Promise<{ run(): Promise<void> }>> = {
   pidfd: () => import('./pidfd.js'),
   manager: () => import('./manager.js'),
+  logs: () => import('./logs.js'),
 };
 
 const filters = process.argv.slice(2);

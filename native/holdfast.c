@@ -489,6 +489,30 @@ static napi_value Pipe(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/*
+ * spliceToFile(pipeFd, fileFd, fileOffset, maxBytes) -> bytes moved (0 at EOF), or null when the
+ * pipe is empty. The kernel moves the bytes from the pipe into the file in one step, so no byte is
+ * ever only in this process's memory.
+ */
+static napi_value SpliceToFile(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  int32_t in, out, max;
+  double offset;
+  if (!get_int(env, argv[0], &in) || !get_int(env, argv[1], &out) || !get_int(env, argv[3], &max) || max <= 0)
+    return throw_type(env, "pipeFd, fileFd and maxBytes must be integers (maxBytes > 0)");
+  if (napi_get_value_double(env, argv[2], &offset) != napi_ok || offset < 0 || offset > 9007199254740991.0)
+    return throw_type(env, "fileOffset must be a non-negative integer");
+  loff_t off = (loff_t)offset;
+  ssize_t moved;
+  do moved = splice(in, NULL, out, &off, (size_t)max, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+  while (moved < 0 && errno == EINTR);
+  if (moved < 0) {
+    if (errno == EAGAIN) return null_value(env);
+    return throw_errno(env, errno, "splice");
+  }
+  return make_int(env, moved);
+}
+
 /* pollFd(fd, events, timeoutMs) -> revents: a bounded synchronous wait, used by CLI helpers. */
 static napi_value PollFd(napi_env env, napi_callback_info info) {
   ARGS(3);
@@ -1494,6 +1518,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       F("setCloexec", SetCloexec),
       F("pipe", Pipe),
       F("pollFd", PollFd),
+      F("spliceToFile", SpliceToFile),
       F("socket", Socket),
       F("socketPair", SocketPair),
       F("bind", Bind),

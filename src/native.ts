@@ -114,6 +114,8 @@ export interface NativeBinding {
   setCloexec(fd: number, on: boolean): void;
   pipe(nonblockRead?: boolean | number): [number, number];
   pollFd(fd: number, events: number, timeoutMs: number): number;
+  /** Moves up to `maxBytes` from a pipe into a file at `fileOffset` (splice); 0 at EOF, null while the pipe is empty. */
+  spliceToFile(pipeFd: number, fileFd: number, fileOffset: number, maxBytes: number): number | null;
   socket(type: 'dgram' | 'stream' | 'seqpacket'): number;
   socketPair(type: 'dgram' | 'stream' | 'seqpacket'): [number, number];
   bind(fd: number, address: Buffer): void;

@@ -65,7 +65,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   mkdirSync(options.runtimeDir, { recursive: true, mode: 0o755 });
   // What a crashed predecessor's keeper still holds comes back first, then a new keeper takes over.
   const manifest = join(options.stateDir, 'keeper.json');
-  const recovered = Keeper.takeOver(manifest, (text) => options.log('warning', text));
+  const { fds: recovered, previous } = Keeper.takeOver(manifest, (text) => options.log('warning', text));
   if (recovered.length > 0) options.log('info', `took over ${recovered.length} fd(s) from the previous daemon's keeper`);
   const keeper = Keeper.start(manifest);
   const logs = await LogStore.open({ directory: join(options.stateDir, 'logs'), log: (level, text) => options.log(level === 'debug' ? 'info' : level, text) });
@@ -77,6 +77,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   keeper.hold({ key: 'notify', kind: 'notify' }, notify.fd);
   const manager = new Manager({ unitDirs: options.unitDirs, stateDir: options.stateDir, logs, notify, log: options.log, keeper, recovered });
   await manager.open();
+  // The new keeper now holds everything the old one did: its manifest becomes the one that counts, and the old keeper ends.
+  if (!keeper.commit(previous)) options.log('warning', 'the new keeper did not confirm; the previous one keeps holding everything until the next start');
   const server = new VarlinkServer({ vendor: 'holdfast', product: 'holdfast', version: '0.1.0', url: 'https://github.com/holdfast', identifyPeer, log: (level, text) => options.log(level === 'debug' ? 'info' : level, `api: ${text}`) });
   server.addInterface(managerInterface(manager, logs));
   // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
@@ -111,7 +113,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       const listenFd = native.dup(server.fd!, false);
       await server.close({ graceMs: 10_000, keepSocketFile: true });
       manager.detach();
-      await logs.close();
+      await logs.release();
       notify.close({ unlink: false });
       if (!keeper.sync()) options.log('warning', 'daemon-reexec: the keeper did not confirm; some fds may not come back');
       options.log('info', `daemon-reexec: executing ${argv.join(' ')}`);

@@ -6,7 +6,8 @@
  * copies back with pidfd_getfd and then ends this keeper.
  *
  * Protocol on fd 3 (a SOCK_SEQPACKET socket from the daemon): one JSON object per message,
- * `{"op":"hold","entry":{…}}` with exactly one fd, or `{"op":"drop","key":"…"}`. Every change is
+ * `{"op":"hold","entry":{…}}` with exactly one fd, `{"op":"drop","key":"…"}`, `{"op":"commit"}` (from
+ * now on this keeper's manifest is the one that counts) or `{"op":"sync"}`. Once committed, every change is
  * written to the manifest path given as argv[2], atomically.
  */
 import { native } from '../native.js';
@@ -22,19 +23,28 @@ if (manifestPath === undefined) {
 const CONTROL_FD = 3;
 const self = Pidfd.self();
 const held = new Map<string, KeeperEntry & { fd: number }>();
+/**
+ * Until the daemon commits, the manifest on disk is the previous keeper's, which still holds
+ * everything: this keeper writes nothing, and if the daemon dies before committing, nobody will
+ * ever ask for what it holds, so it ends.
+ */
+let committed = false;
+let retiring: KeeperManifest['retiring'] = null;
 
 function save(): void {
+  if (!committed) return;
   const manifest: KeeperManifest = {
     pid: process.pid,
     pidfdId: self.id?.toString() ?? null,
     bootId: bootId(),
     entries: [...held.values()],
+    retiring,
   };
   writeJsonAtomic(manifestPath!, manifest);
 }
 
 function handle(text: string, fds: number[]): void {
-  let message: { op?: string; entry?: KeeperEntry; key?: string };
+  let message: { op?: string; entry?: KeeperEntry; key?: string; retiring?: KeeperManifest['retiring'] };
   try {
     message = JSON.parse(text) as typeof message;
   } catch {
@@ -48,6 +58,12 @@ function handle(text: string, fds: number[]): void {
     return;
   }
   for (const fd of fds) native.close(fd);
+  if (message.op === 'commit') {
+    committed = true;
+    retiring = message.retiring ?? null;
+    save();
+    return;
+  }
   if (message.op === 'sync') {
     // Everything sent before this is in the manifest once this answer arrives.
     save();
@@ -63,7 +79,6 @@ function handle(text: string, fds: number[]): void {
   }
 }
 
-save();
 const watcher = native.watch(CONTROL_FD, () => {
   let changed = false;
   for (;;) {
@@ -72,6 +87,7 @@ const watcher = native.watch(CONTROL_FD, () => {
     if (message.data.length === 0 && message.fds.length === 0) {
       // The daemon is gone. Hold on to everything until a new daemon takes it and ends us.
       watcher.close();
+      if (!committed) process.exit(0);
       break;
     }
     handle(message.data.toString('utf8'), message.fds);

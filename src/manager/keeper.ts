@@ -18,6 +18,8 @@ export interface KeeperEntry {
   invocationId?: string | null;
   pid?: number | null;
   pidfdId?: string | null;
+  /** For a log pipe: the spool its reader moves bytes into (logs/spool.ts). */
+  spool?: string | null;
 }
 
 /** The keeper's manifest file. */
@@ -26,6 +28,15 @@ export interface KeeperManifest {
   pidfdId: string | null;
   bootId: string;
   entries: (KeeperEntry & { fd: number })[];
+  /** A previous keeper this one replaced, to be ended by whoever takes over should the daemon die before it did. */
+  retiring?: { pid: number; pidfdId: string } | null;
+}
+
+/** What {@link Keeper.takeOver} brings back: the fds, and the old keeper, still holding its copies. */
+export interface TakenOver {
+  fds: RecoveredFd[];
+  /** The previous keeper, to {@link Keeper.commit} as retiring and end once the new keeper holds everything. */
+  previous: Pidfd | undefined;
 }
 
 /** A taken-back fd with what it is; the daemon owns `fd` now. */
@@ -83,6 +94,22 @@ export class Keeper {
     }
   }
 
+  /**
+   * Makes the keeper's manifest the one a next daemon reads: until now the previous keeper's
+   * manifest stood, and that keeper still holds everything, so a crash before this point loses
+   * nothing. Waits (bounded) for the keeper to confirm, then ends `previous`.
+   */
+  commit(previous: Pidfd | undefined, timeoutMs = 5000): boolean {
+    if (this.#closed) return false;
+    const retiring = previous === undefined || previous.id === undefined ? null : { pid: previous.pid, pidfdId: previous.id.toString() };
+    native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'commit', retiring })));
+    if (previous === undefined) return true;
+    const confirmed = this.sync(timeoutMs);
+    // Unconfirmed, the old keeper stays: its manifest still stands and it still holds everything.
+    if (confirmed) retire(previous);
+    return confirmed;
+  }
+
   /** Waits (synchronously, bounded) until the keeper has recorded everything sent so far. */
   sync(timeoutMs = 5000): boolean {
     if (this.#closed) return false;
@@ -111,33 +138,48 @@ export class Keeper {
   }
 
   /**
-   * Takes copies of everything an earlier keeper holds (pidfd_getfd), then ends it. Returns
-   * nothing when there is no manifest, it is of another boot, or its keeper is gone or is not
-   * the process the manifest names.
+   * Takes copies of everything an earlier keeper holds (pidfd_getfd) and leaves it running: it
+   * is ended by {@link Keeper.commit} once a new keeper holds everything. Brings back nothing when
+   * there is no manifest, it is of another boot, or its keeper is gone or is not the process the
+   * manifest names. A keeper the manifest lists as retiring (a daemon died between commit and
+   * ending it) is ended here.
    */
-  static takeOver(manifestPath: string, log: (text: string) => void): RecoveredFd[] {
+  static takeOver(manifestPath: string, log: (text: string) => void): TakenOver {
     const manifest = readJson<KeeperManifest>(manifestPath);
-    if (manifest === undefined || manifest.bootId !== bootId() || manifest.pidfdId === null) return [];
+    if (manifest === undefined || manifest.bootId !== bootId() || manifest.pidfdId === null) return { fds: [], previous: undefined };
+    if (manifest.retiring !== undefined && manifest.retiring !== null) {
+      try {
+        retire(Pidfd.verify(manifest.retiring.pid, manifest.retiring.pidfdId));
+      } catch {
+        // Already gone (or its PID is someone else's now): nothing to end.
+      }
+    }
     let keeper: Pidfd;
     try {
       keeper = Pidfd.verify(manifest.pid, manifest.pidfdId);
     } catch (error) {
       log(`the previous keeper (PID ${manifest.pid}) is gone (${(error as NodeJS.ErrnoException).code}); nothing to take over`);
-      return [];
+      return { fds: [], previous: undefined };
     }
     const recovered: RecoveredFd[] = [];
-    try {
-      for (const entry of manifest.entries) {
-        try {
-          recovered.push({ ...entry, fd: native.pidfdGetfd(keeper.fd, entry.fd) });
-        } catch (error) {
-          log(`could not take ${entry.key} from the keeper: ${(error as Error).message}`);
-        }
+    for (const entry of manifest.entries) {
+      try {
+        recovered.push({ ...entry, fd: native.pidfdGetfd(keeper.fd, entry.fd) });
+      } catch (error) {
+        log(`could not take ${entry.key} from the keeper: ${(error as Error).message}`);
       }
-      keeper.signal('SIGTERM');
-    } finally {
-      keeper.close();
     }
-    return recovered;
+    return { fds: recovered, previous: keeper };
+  }
+}
+
+/** Ends a keeper that is no longer needed, through its pidfd. */
+function retire(keeper: Pidfd): void {
+  try {
+    keeper.signal('SIGTERM');
+  } catch (error) {
+    if (!hasCode(error, 'ESRCH')) throw error;
+  } finally {
+    keeper.close();
   }
 }

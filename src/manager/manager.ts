@@ -35,9 +35,18 @@ export interface OutputSink {
   ): CaptureHandle;
   captureFromFds(
     unit: string,
-    options: { invocationId: string | null; stdoutReadFd?: number | null; stderrReadFd?: number | null; writer?: { pid: number | null; pidfdId?: string | null } },
+    options: {
+      invocationId: string | null;
+      stdoutReadFd?: number | null;
+      stderrReadFd?: number | null;
+      writer?: { pid: number | null; pidfdId?: string | null };
+      stdoutSpool?: string | null;
+      stderrSpool?: string | null;
+    },
   ): CaptureHandle;
   append(unit: string, record: LogRecord): void;
+  /** Stores what spools of pipes nobody brought back still hold (after a crash of daemon and keeper). */
+  recoverSpools?(): Promise<number>;
 }
 
 /** One process's output capture (the log store's LogCapture satisfies it). */
@@ -45,6 +54,8 @@ export interface CaptureHandle {
   stdoutFd: number | null;
   stderrFd: number | null;
   readonly readFds: { readonly stdout: number | null; readonly stderr: number | null };
+  /** Where each stream's reader is in its spool, for whoever reads the pipe next. */
+  readonly spoolIds?: { readonly stdout: string | null; readonly stderr: string | null };
   readonly done: Promise<void>;
   attach(writer: { pid: number; pidfdId: bigint | null }): void;
   closeWriteEnds(): void;
@@ -185,13 +196,16 @@ export class Manager extends EventEmitter {
         used.add(entry);
         const capture = this.#options.logs.captureFromFds(entry.unit, {
           invocationId: entry.invocationId ?? null,
-          ...(entry.stream === 'stderr' ? { stderrReadFd: entry.fd } : { stdoutReadFd: entry.fd }),
+          ...(entry.stream === 'stderr' ? { stderrReadFd: entry.fd, stderrSpool: entry.spool ?? null } : { stdoutReadFd: entry.fd, stdoutSpool: entry.spool ?? null }),
           writer: { pid: entry.pid ?? null, pidfdId: entry.pidfdId ?? null },
         });
         this.#holdCapture(entry.unit, capture, { pid: entry.pid ?? null, pidfdId: entry.pidfdId ?? null, invocationId: entry.invocationId ?? null });
       }
     }
     for (const entry of recovered) if (!used.has(entry) && entry.kind !== 'notify') native.close(entry.fd);
+    // Spools whose pipes did not come back (the keeper died too) still hold what was read into them.
+    const spooled = await this.#options.logs.recoverSpools?.();
+    if (spooled !== undefined && spooled > 0) this.#log('warning', `recovered ${spooled} line(s) from spools whose pipes were lost`);
   }
 
   /**
@@ -281,7 +295,7 @@ export class Manager extends EventEmitter {
         if (fd === null) continue;
         const key = `log:${unit}:${seq}:${stream}`;
         if (!keys.includes(key)) keys.push(key);
-        keeper.hold({ key, kind: 'log', unit, stream, invocationId: writer.invocationId, pid: w.pid, pidfdId: w.pidfdId }, fd);
+        keeper.hold({ key, kind: 'log', unit, stream, invocationId: writer.invocationId, pid: w.pid, pidfdId: w.pidfdId, spool: capture.spoolIds?.[stream] ?? null }, fd);
       }
     };
     hold(writer);

@@ -10,10 +10,13 @@ describe('holdfast daemon-reexec', () => {
     const d = await startTestDaemon({
       'counter.service': "[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.005; done'\n",
       'sleeper.service': '[Service]\nExecStart=/bin/sleep 600\n',
+      // Half a line sits in the pipe for most of the time: the re-exec must not cut one in two.
+      'halves.service': "[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); printf \"half $i \"; sleep 0.03; echo \"end $i\"; done'\n",
     });
     try {
       await d.call('Start', { name: 'counter' });
       await d.call('Start', { name: 'sleeper' });
+      await d.call('Start', { name: 'halves' });
       const before = (await d.call<{ units: UnitStatus[] }>('List')).units;
       const counter = before.find((u) => u.name === 'counter.service')!.mainProcess!;
       using counterHandle = Pidfd.verify(counter.pid, counter.pidfdId!);
@@ -60,6 +63,9 @@ describe('holdfast daemon-reexec', () => {
       assert.equal(counterHandle.isAlive(), true);
       const lines = (await d.call<{ records: LogRecord[] }>('Logs', { name: 'counter' })).records.filter((r) => r.stream === 'stdout').map((r) => Number(r.message.split(' ')[1]));
       for (let i = 1; i < lines.length; i++) assert.equal(lines[i], lines[i - 1]! + 1, `no line lost or repeated around ${lines[i - 1]}`);
+      const halves = (await d.call<{ records: LogRecord[] }>('Logs', { name: 'halves' })).records.filter((r) => r.stream === 'stdout').map((r) => r.message);
+      assert.ok(halves.length > 5);
+      halves.forEach((message, i) => assert.equal(message, `half ${i + 1} end ${i + 1}`, 'every line whole, once, in order'));
 
       // The re-executed daemon still supervises: a stop reaches the process, a start spawns anew.
       await d.call('Stop', { name: 'counter' });

@@ -1,17 +1,20 @@
 /**
- * Capturing a process's stdout and stderr: a pipe per stream, read on the event loop (epoll, no
- * threadpool thread is tied up), split into lines, stamped and handed to the store.
+ * Capturing a process's stdout and stderr: a pipe per stream, watched on the event loop (epoll, no
+ * threadpool thread is tied up), moved into a spool file by splice(2) before it is read, split into
+ * lines, stamped and handed to the store (see spool.ts for why nothing is lost in a crash).
  *
  * The read ends can also come from outside ({@link LogStore.captureFromFds}), e.g. from a keeper
  * process that held them while the daemon restarted, so no output is lost and no service gets
  * SIGPIPE in between.
  */
-import { Socket } from 'node:net';
-import { native } from '../../native.js';
+import { readSync } from 'node:fs';
+import { native, type RawWatcher } from '../../native.js';
+import { hasCode } from '../../pidfd/errors.js';
 import type { LogRecord } from '../types.js';
 import { safeLog, type Logger } from '../rate-limited-log.js';
 import { nowMicros } from './clock.js';
 import { LineSplitter } from './lines.js';
+import { cursorText, Spool } from './spool.js';
 
 /** The process a capture's lines are attributed to. */
 export interface LogWriter {
@@ -39,13 +42,25 @@ export interface CaptureFromFdsOptions {
   stderrReadFd?: number | null;
   /** The writer, if already known (else call {@link LogCapture.attach}). */
   writer?: LogWriter;
+  /** The spool id of the stdout read end (from {@link LogCapture.spoolIds}), to go on where the earlier reader stopped. */
+  stdoutSpool?: string | null;
+  /** The spool id of the stderr read end. */
+  stderrSpool?: string | null;
 }
 
 /** @internal What a capture needs from the store. */
 export interface LogSink {
   readonly lineMax: number;
   readonly log: Logger;
-  push(unit: string, record: LogRecord): void;
+  readonly spoolDirectory: string;
+  /** A spool is rolled once it holds this many bytes. */
+  readonly spoolRollBytes: number;
+  /** Stores a record; `json` is its serialized form when the caller has it (with fields the record lacks, such as the spool cursor). */
+  push(unit: string, record: LogRecord, json?: string): void;
+  /** The last cursor of spool `id` in the unit's stored log, after everything pending is written. */
+  lastCursor(unit: string, id: string): Promise<number | undefined>;
+  /** Marks a spool as read by a live capture (or no longer). */
+  spoolInUse(id: string, inUse: boolean): void;
   /** False while the unit has more unwritten output than the store wants to buffer. */
   hasRoom(unit: string): boolean;
   /** Settles once the unit's backlog is written down to the low-water mark. */
@@ -77,6 +92,7 @@ export class LogCapture {
   readonly #readers: StreamReader[] = [];
   #pid: number | null = null;
   #pidfdId: string | null = null;
+  #jsonMiddle: { stdout: string | undefined; stderr: string | undefined } = { stdout: undefined, stderr: undefined };
 
   /** @internal Made by the store. */
   constructor(
@@ -86,6 +102,7 @@ export class LogCapture {
     readFds: { stdout: number | null; stderr: number | null },
     writeEnds: { stdout: number | null; stderr: number | null },
     writer: LogWriter | undefined,
+    spools: { stdout: string | null; stderr: string | null } = { stdout: null, stderr: null },
   ) {
     this.#sink = sink;
     this.unit = unit;
@@ -95,7 +112,7 @@ export class LogCapture {
     if (writer !== undefined) this.attach(writer);
     for (const stream of ['stdout', 'stderr'] as const) {
       const fd = readFds[stream];
-      if (fd !== null) this.#readers.push(new StreamReader(this, sink, fd, stream));
+      if (fd !== null) this.#readers.push(new StreamReader(this, sink, fd, stream, spools[stream]));
     }
     this.done = (async () => {
       await Promise.all(this.#readers.map((reader) => reader.ended));
@@ -127,6 +144,13 @@ export class LogCapture {
     return { ...this.#readFds };
   }
 
+  /** The spool ids of the streams, kept with the read ends so that a later daemon goes on where this one stopped. */
+  get spoolIds(): { readonly stdout: string | null; readonly stderr: string | null } {
+    const ids: { stdout: string | null; stderr: string | null } = { stdout: null, stderr: null };
+    for (const reader of this.#readers) ids[reader.stream] = reader.spoolId;
+    return ids;
+  }
+
   /** The writer the next lines are attributed to. */
   get writer(): { pid: number | null; pidfdId: string | null } {
     return { pid: this.#pid, pidfdId: this.#pidfdId };
@@ -141,6 +165,7 @@ export class LogCapture {
     this.#pid = writer.pid;
     const id = writer.pidfdId;
     this.#pidfdId = id === null || id === undefined ? null : String(id);
+    this.#jsonMiddle = { stdout: undefined, stderr: undefined };
   }
 
   /**
@@ -163,82 +188,255 @@ export class LogCapture {
     for (const reader of this.#readers) reader.abort();
   }
 
+  /**
+   * Stops reading and leaves the spools for the next daemon (daemon-reexec): read ends closed here,
+   * unfinished lines kept. {@link done} settles.
+   */
+  release(): void {
+    this.closeWriteEnds();
+    for (const reader of this.#readers) reader.release();
+  }
+
   /** @internal A complete line from one stream. */
-  line(stream: Stream, bytes: Buffer, time: number): void {
+  line(stream: Stream, bytes: Buffer, time: number, cursor?: string): void {
     try {
-      this.#sink.push(this.unit, {
-        time,
-        stream,
-        pid: this.#pid,
-        pidfdId: this.#pidfdId,
-        invocationId: this.invocationId,
-        // Invalid UTF-8 becomes U+FFFD: records are JSON text, and a replacement is what any viewer shows.
-        message: bytes.toString('utf8'),
-      });
+      // Invalid UTF-8 becomes U+FFFD: records are JSON text, and a replacement is what any viewer shows.
+      const message = bytes.toString('utf8');
+      const record: LogRecord = { time, stream, pid: this.#pid, pidfdId: this.#pidfdId, invocationId: this.invocationId, message };
+      // The same text JSON.stringify(record) gives, plus the cursor, without serializing the fields that stay the same line after line.
+      const middle = (this.#jsonMiddle[stream] ??= `,"stream":"${stream}","pid":${JSON.stringify(this.#pid)},"pidfdId":${JSON.stringify(this.#pidfdId)},"invocationId":${JSON.stringify(this.invocationId)},"message":`);
+      const json = `{"time":${time}${middle}${JSON.stringify(message)}${cursor === undefined ? '' : `,"cursor":"${cursor}"`}}`;
+      this.#sink.push(this.unit, record, json);
     } catch (error) {
       safeLog(this.#sink.log, 'warning', `logs: ${this.unit}: a ${stream} line was lost: ${(error as Error).message}`);
     }
   }
 }
 
-/** Reads one pipe until EOF. */
+/**
+ * Reads one pipe until EOF, through a spool: each piece is moved into the spool file by the kernel
+ * before the daemon reads it back, and each record stored carries the spool cursor after it.
+ */
 class StreamReader {
   readonly ended: Promise<void>;
-  readonly #socket: Socket | undefined;
+  readonly stream: Stream;
+  readonly #capture: LogCapture;
+  readonly #sink: LogSink;
   readonly #splitter: LineSplitter;
-  #finished = false;
+  readonly #fd: number;
+  readonly #spool: Spool | undefined;
+  #watcher: RawWatcher | undefined;
+  #state: 'starting' | 'reading' | 'paused' | 'done' = 'starting';
+  /** Stream offset up to which every byte is in a record handed to the store. */
+  #stored = 0;
+  #rolling = false;
+  #resolve!: () => void;
 
-  constructor(capture: LogCapture, sink: LogSink, fd: number, stream: Stream) {
+  constructor(capture: LogCapture, sink: LogSink, fd: number, stream: Stream, recoverSpool: string | null) {
+    this.#capture = capture;
+    this.#sink = sink;
+    this.stream = stream;
+    this.#fd = fd;
     this.#splitter = new LineSplitter(sink.lineMax);
-    // A net.Socket on a pipe fd reads through libuv's stream (epoll); an fs.ReadStream would
-    // hold a threadpool thread in a blocking read for as long as the service is silent.
-    let socket: Socket;
+    this.ended = new Promise<void>((resolve) => {
+      this.#resolve = resolve;
+    });
+    let spool: Spool | undefined;
     try {
-      socket = new Socket({ fd, readable: true, writable: false });
+      spool = (recoverSpool === null ? undefined : Spool.reopen(sink.spoolDirectory, recoverSpool)) ?? Spool.create(sink.spoolDirectory, capture.unit, stream);
     } catch (error) {
-      closeQuietly(fd);
-      safeLog(sink.log, 'error', `logs: ${capture.unit}: cannot read ${stream} (fd ${fd}): ${(error as Error).message}`);
-      this.#socket = undefined;
-      this.#finished = true;
-      this.ended = Promise.resolve();
+      // Without a spool the bytes pass through memory, as they would without holdfast's crash safety.
+      safeLog(sink.log, 'warning', `logs: ${capture.unit}: no spool for ${stream} (${(error as Error).message}); a daemon crash may lose lines in flight`);
+    }
+    this.#spool = spool;
+    if (spool !== undefined) sink.spoolInUse(spool.id, true);
+    if (spool === undefined || spool.end === 0) {
+      this.#startReading();
       return;
     }
-    this.#socket = socket;
-    this.ended = new Promise<void>((resolve) => {
-      const flushTail = (): void => {
-        if (this.#finished) return;
-        this.#finished = true;
-        // A last line without a newline counts once the stream ends.
-        this.#splitter.end((line) => capture.line(stream, line, nowMicros()));
-      };
-      socket.on('data', (chunk: Buffer) => {
-        const time = nowMicros();
-        this.#splitter.push(chunk, (line) => capture.line(stream, line, time));
-        if (!sink.hasRoom(capture.unit) && !socket.isPaused()) {
-          // The store is behind on disk: stop reading, so the writer blocks on the full pipe
-          // instead of the daemon buffering without bound. Resume once the backlog is written.
-          socket.pause();
-          void sink.waitForRoom(capture.unit).then(() => {
-            if (!socket.destroyed) socket.resume();
-          });
-        }
-      });
-      socket.on('end', flushTail);
-      socket.on('error', (error) => {
-        safeLog(sink.log, 'warning', `logs: ${capture.unit}: reading ${stream} failed: ${error.message}`);
-        flushTail();
-      });
-      // 'close' comes last, once the fd is closed (after 'end', an error, or abort()).
-      socket.on('close', () => {
-        flushTail();
-        resolve();
-      });
+    // An earlier daemon's spool: store what follows its last cursor in the log, then read on.
+    void sink.lastCursor(capture.unit, spool.id).then(
+      (cursor) => this.#resume(Math.min(Math.max(cursor ?? spool.base, spool.base), spool.end)),
+      (error: Error) => {
+        safeLog(sink.log, 'warning', `logs: ${capture.unit}: finding where the ${stream} spool was stored up to failed: ${error.message}`);
+        this.#resume(spool.base);
+      },
+    );
+  }
+
+  /** The spool's id (kept with the read end, so a later daemon finds where it stopped). */
+  get spoolId(): string | null {
+    return this.#spool?.id ?? null;
+  }
+
+  /**
+   * Stops reading and keeps the spool for the next daemon (re-exec): an unfinished line stays in the
+   * spool instead of being stored as a line of its own.
+   */
+  release(): void {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    this.#closeFds();
+    this.#spool?.close();
+    this.#resolve();
+  }
+
+  /**
+   * Stops reading now: what the pipe still holds is read, the unfinished line is stored as the last,
+   * and the read end is closed (a writer still running then gets EPIPE/SIGPIPE).
+   */
+  abort(): void {
+    if (this.#state === 'done') return;
+    if (this.#state !== 'starting') {
+      try {
+        for (let piece = this.#pull(); piece !== null && piece !== 0; piece = this.#pull()) this.#feed(piece, nowMicros());
+      } catch {
+        // What could not be read is gone with the pipe.
+      }
+    }
+    this.#finish();
+  }
+
+  #resume(from: number): void {
+    if (this.#state !== 'starting') return;
+    this.#stored = from;
+    try {
+      this.#feed(this.#spool!.readFrom(from), nowMicros());
+    } catch (error) {
+      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: reading the ${this.stream} spool failed: ${(error as Error).message}`);
+    }
+    this.#startReading();
+  }
+
+  #startReading(): void {
+    if (this.#state === 'done') return;
+    this.#state = 'reading';
+    try {
+      this.#watcher = native.watch(this.#fd, (_readable, _hangup, status) => this.#onReadable(status));
+    } catch (error) {
+      safeLog(this.#sink.log, 'error', `logs: ${this.#capture.unit}: cannot read ${this.stream} (fd ${this.#fd}): ${(error as Error).message}`);
+      this.#finish();
+    }
+  }
+
+  #onReadable(status: number): void {
+    if (this.#state !== 'reading') return;
+    if (status < 0) {
+      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: reading ${this.stream} failed (libuv status ${status})`);
+      this.#finish();
+      return;
+    }
+    // A bounded number of pieces per wake-up keeps one loud service from starving the others.
+    for (let round = 0; round < 16; round++) {
+      if (!this.#sink.hasRoom(this.#capture.unit)) {
+        this.#pause();
+        break;
+      }
+      let piece: Buffer | 0 | null;
+      try {
+        piece = this.#pull();
+      } catch (error) {
+        safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: reading ${this.stream} failed: ${(error as Error).message}`);
+        this.#finish();
+        return;
+      }
+      if (piece === null) break;
+      if (piece === 0) {
+        this.#finish();
+        return;
+      }
+      this.#feed(piece, nowMicros());
+    }
+    this.#maybeRoll();
+  }
+
+  /** The next piece of the stream (through the spool), 0 at EOF, null while the pipe is empty. */
+  #pull(): Buffer | 0 | null {
+    const spool = this.#spool;
+    if (spool !== undefined) {
+      const exact = spool.exact;
+      const moved = spool.fill(this.#fd);
+      if (exact && !spool.exact) {
+        safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: the file system refuses splice(2) into ${this.#sink.spoolDirectory}; output passes through memory, and a daemon crash may lose the piece in flight`);
+      }
+      if (moved === null || moved === 0) return moved;
+      return spool.readFrom(spool.end - moved);
+    }
+    const buffer = Buffer.allocUnsafe(65536);
+    try {
+      const count = readSync(this.#fd, buffer, 0, buffer.length, null);
+      return count === 0 ? 0 : buffer.subarray(0, count);
+    } catch (error) {
+      if (hasCode(error, 'EAGAIN')) return null;
+      throw error;
+    }
+  }
+
+  #feed(bytes: Buffer, time: number): void {
+    this.#splitter.push(bytes, (line, terminatorBytes) => this.#line(line, terminatorBytes, time));
+  }
+
+  #line(line: Buffer, terminatorBytes: number, time: number): void {
+    this.#stored += line.length + terminatorBytes;
+    const id = this.#spool?.id;
+    this.#capture.line(this.stream, line, time, id === undefined ? undefined : cursorText(id, this.#stored));
+  }
+
+  /** The store is behind on disk: stop reading, so the writer blocks on the full pipe instead of the daemon buffering without bound. */
+  #pause(): void {
+    this.#state = 'paused';
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    void this.#sink.waitForRoom(this.#capture.unit).then(() => {
+      if (this.#state === 'paused') this.#startReading();
     });
   }
 
-  abort(): void {
-    if (this.#finished) return;
-    this.#socket?.destroy();
+  /** Once the spool holds enough that is stored, drop that part (after the store has written it). */
+  #maybeRoll(): void {
+    const spool = this.#spool;
+    if (spool === undefined || this.#rolling || spool.end - spool.base < this.#sink.spoolRollBytes) return;
+    this.#rolling = true;
+    const stored = this.#stored;
+    void this.#sink
+      .flush(this.#capture.unit)
+      .then(() => {
+        if (this.#state !== 'done') spool.roll(stored);
+      })
+      .catch((error: Error) => safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: rolling the ${this.stream} spool failed: ${error.message}`))
+      .finally(() => {
+        this.#rolling = false;
+      });
+  }
+
+  /** EOF, an error or abort: the last line is stored, then the spool, all of it stored, is deleted. */
+  #finish(): void {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    this.#closeFds();
+    // A last line without a newline counts once the stream ends.
+    this.#splitter.end((line, terminatorBytes) => this.#line(line, terminatorBytes, nowMicros()));
+    const spool = this.#spool;
+    if (spool === undefined) {
+      this.#resolve();
+      return;
+    }
+    void this.#sink
+      .flush(this.#capture.unit)
+      .then(
+        () => spool.remove(),
+        () => spool.close(),
+      )
+      .finally(() => {
+        this.#sink.spoolInUse(spool.id, false);
+        this.#resolve();
+      });
+  }
+
+  #closeFds(): void {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    closeQuietly(this.#fd);
   }
 }
 

@@ -10,7 +10,14 @@ export const DEFAULT_LINE_MAX = 48 * 1024;
 const NL = 0x0a;
 const NUL = 0x00;
 
-/** Accumulates chunks and hands out complete lines (without their terminator). */
+/** Receives one line and how many terminator bytes it consumed. */
+export type EmitLine = (line: Buffer, terminatorBytes: number) => void;
+
+/**
+ * Accumulates chunks and hands out complete lines (without their terminator). Each line comes with
+ * the number of terminator bytes it consumed (1, or 0 for a cut or a last line), so the lines and
+ * their terminators account for every byte of the stream, in order.
+ */
 export class LineSplitter {
   readonly #lineMax: number;
   #parts: Buffer[] = [];
@@ -27,7 +34,7 @@ export class LineSplitter {
   }
 
   /** Feeds a chunk; calls `emit` for every line it completes, in order. */
-  push(chunk: Buffer, emit: (line: Buffer) => void): void {
+  push(chunk: Buffer, emit: EmitLine): void {
     let start = 0;
     let nextNul = chunk.indexOf(NUL);
     while (start < chunk.length) {
@@ -39,29 +46,29 @@ export class LineSplitter {
         return;
       }
       const piece = chunk.subarray(start, end);
-      if (this.#partBytes === 0) this.#emitBounded(piece, emit);
+      if (this.#partBytes === 0) this.#emitBounded(piece, emit, 1);
       else {
         this.#parts.push(piece);
         const line = Buffer.concat(this.#parts, this.#partBytes + piece.length);
         this.#parts = [];
         this.#partBytes = 0;
-        this.#emitBounded(line, emit);
+        this.#emitBounded(line, emit, 1);
       }
       start = end + 1;
     }
   }
 
   /** At EOF: the unfinished line, if any bytes are left. */
-  end(emit: (line: Buffer) => void): void {
+  end(emit: EmitLine): void {
     if (this.#partBytes === 0) return;
     const line = Buffer.concat(this.#parts, this.#partBytes);
     this.#parts = [];
     this.#partBytes = 0;
-    this.#emitBounded(line, emit);
+    this.#emitBounded(line, emit, 0);
   }
 
   /** Keeps an unterminated tail, cutting off full lineMax pieces as they accumulate. */
-  #keep(tail: Buffer, emit: (line: Buffer) => void): void {
+  #keep(tail: Buffer, emit: EmitLine): void {
     if (tail.length === 0) return;
     this.#parts.push(Buffer.from(tail)); // a copy: the chunk's memory is not held for a slow line
     this.#partBytes += tail.length;
@@ -71,7 +78,7 @@ export class LineSplitter {
     let offset = 0;
     while (all.length - offset > this.#lineMax) {
       const cut = utf8Cut(all, offset, offset + this.#lineMax);
-      emit(all.subarray(offset, cut));
+      emit(all.subarray(offset, cut), 0);
       offset = cut;
     }
     const rest = all.subarray(offset);
@@ -79,14 +86,14 @@ export class LineSplitter {
     this.#partBytes = rest.length;
   }
 
-  #emitBounded(line: Buffer, emit: (line: Buffer) => void): void {
+  #emitBounded(line: Buffer, emit: EmitLine, terminatorBytes: number): void {
     let offset = 0;
     while (line.length - offset > this.#lineMax) {
       const cut = utf8Cut(line, offset, offset + this.#lineMax);
-      emit(line.subarray(offset, cut));
+      emit(line.subarray(offset, cut), 0);
       offset = cut;
     }
-    emit(offset === 0 ? line : line.subarray(offset));
+    emit(offset === 0 ? line : line.subarray(offset), terminatorBytes);
   }
 }
 

@@ -13,7 +13,8 @@ import type { LogRecord } from '../types.js';
 import { RateLimitedLog, stderrLogger, type Logger } from '../rate-limited-log.js';
 import { LogCapture, makePipes, type CaptureFromFdsOptions, type CaptureOptions, type LogSink } from './capture.js';
 import { nowMicros } from './clock.js';
-import { DEFAULT_LINE_MAX } from './lines.js';
+import { DEFAULT_LINE_MAX, LineSplitter } from './lines.js';
+import { cursorText, lastCursorIn, listSpools, Spool } from './spool.js';
 
 /** Default size at which a unit's file is rotated. */
 export const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -21,6 +22,8 @@ export const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_ROTATED_FILES = 4;
 /** Default unwritten bytes per unit above which captures stop reading until the disk catches up. */
 export const DEFAULT_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+/** Default spool size at which its stored part is dropped. */
+export const DEFAULT_SPOOL_ROLL_BYTES = 1024 * 1024;
 
 /** Options of {@link LogStore.open}. */
 export interface LogStoreOptions {
@@ -34,6 +37,8 @@ export interface LogStoreOptions {
   lineMax?: number;
   /** Unwritten bytes per unit at which captures pause reading (default 4 MiB). */
   highWaterBytes?: number;
+  /** A capture's spool file drops its stored part once it holds this many bytes (default 1 MiB). */
+  spoolRollBytes?: number;
   /** Where diagnostics go (default: warnings and errors to stderr). */
   log?: Logger;
 }
@@ -74,9 +79,14 @@ type Follower = (record: LogRecord) => void;
 class UnitLog {
   readonly unit: string;
   readonly path: string;
-  /** Serialized lines not yet written, and their byte lengths. */
-  pending: string[] = [];
+  /** Byte lengths of the serialized records not yet written (their bytes are in {@link sealed} and {@link chunk}). */
   pendingSizes: number[] = [];
+  /** Encoded records handed to a write yet. */
+  sealed: Buffer[] = [];
+  /** Records are encoded straight into this buffer, from {@link chunkStart} up to {@link chunkUsed}. */
+  chunk: Buffer | undefined;
+  chunkStart = 0;
+  chunkUsed = 0;
   /** Bytes not yet written, including a batch being written right now. */
   backlog = 0;
   handle: FileHandle | undefined;
@@ -91,7 +101,45 @@ class UnitLog {
     this.unit = unit;
     this.path = path;
   }
+
+  /** Encodes one record and its newline at the end of the pending bytes; returns its size. */
+  encode(json: string): number {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    const room = json.length * 3 + 1;
+    if (this.chunk === undefined || this.chunk.length - this.chunkUsed < room) {
+      this.seal();
+      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, room));
+      this.chunkStart = 0;
+      this.chunkUsed = 0;
+    }
+    const size = this.chunk.write(json, this.chunkUsed, 'utf8');
+    this.chunk[this.chunkUsed + size] = 0x0a;
+    this.chunkUsed += size + 1;
+    return size + 1;
+  }
+
+  /** Every pending byte, in order, as the buffers they are in (no copy); the chunk goes on filling after them. */
+  takePending(): Buffer[] {
+    this.seal();
+    const parts = this.sealed;
+    this.sealed = [];
+    return parts;
+  }
+
+  seal(): void {
+    if (this.chunk !== undefined && this.chunkUsed > this.chunkStart) {
+      this.sealed.push(this.chunk.subarray(this.chunkStart, this.chunkUsed));
+      this.chunkStart = this.chunkUsed;
+    }
+  }
 }
+
+/**
+ * Records are encoded into buffers of this size, and one writev(2) per event-loop turn takes them.
+ * Small enough for malloc to reuse freed ones (bigger ones are fresh mmaps, whose page faults cost
+ * more than the encoding itself).
+ */
+const CHUNK_BYTES = 64 * 1024;
 
 let ownPidfdId: string | null | undefined;
 
@@ -115,17 +163,21 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   readonly maxRotatedFiles: number;
   readonly lineMax: number;
   readonly highWaterBytes: number;
+  readonly spoolRollBytes: number;
+  /** @internal Where captures spool their streams (`<directory>/spool`). */
+  readonly spoolDirectory: string;
   /** @internal */
   readonly log: Logger;
 
   readonly #units = new Map<string, UnitLog>();
   readonly #captures = new Set<LogCapture>();
+  readonly #spoolsInUse = new Set<string>();
   readonly #limited: RateLimitedLog;
   #closed = false;
 
   /** Creates the directory if needed and returns the store. */
   static async open(options: LogStoreOptions): Promise<LogStore> {
-    await fsp.mkdir(options.directory, { recursive: true, mode: 0o750 });
+    await fsp.mkdir(join(options.directory, 'spool'), { recursive: true, mode: 0o750 });
     return new LogStore(options);
   }
 
@@ -137,6 +189,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.maxRotatedFiles = options.maxRotatedFiles ?? DEFAULT_MAX_ROTATED_FILES;
     this.lineMax = options.lineMax ?? DEFAULT_LINE_MAX;
     this.highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    this.spoolRollBytes = options.spoolRollBytes ?? DEFAULT_SPOOL_ROLL_BYTES;
+    this.spoolDirectory = join(this.directory, 'spool');
     this.log = options.log ?? stderrLogger;
     this.#limited = new RateLimitedLog(this.log, 'logs: ');
     if (!(this.maxFileBytes > 0)) throw new RangeError(`maxFileBytes must be positive (got ${this.maxFileBytes})`);
@@ -165,7 +219,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.#assertOpen();
     this.#unit(unit);
     const read = { stdout: options.stdoutReadFd ?? null, stderr: options.stderrReadFd ?? null };
-    const capture = new LogCapture(this, unit, options.invocationId ?? null, read, { stdout: null, stderr: null }, options.writer);
+    const spools = { stdout: options.stdoutSpool ?? null, stderr: options.stderrSpool ?? null };
+    const capture = new LogCapture(this, unit, options.invocationId ?? null, read, { stdout: null, stderr: null }, options.writer, spools);
     this.#captures.add(capture);
     return capture;
   }
@@ -238,7 +293,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
       stored = await this.#enqueue(u, async () => {
         // Subscribe at the moment nothing is pending: every record is then either in the files
         // read below (nothing is written to them until this read is done) or seen by the follower.
-        while (u.pending.length > 0) await this.#writePending(u);
+        while (u.pendingSizes.length > 0) await this.#writePending(u);
         u.followers.add(follower);
         return this.#readFiles(u, options);
       });
@@ -298,13 +353,11 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.#limited.dispose();
   }
 
-  /** @internal Stores one record (from a capture or {@link append}). */
-  push(unit: string, record: LogRecord): void {
+  /** @internal Stores one record (from a capture or {@link append}); `json` is its serialized form where the caller made it. */
+  push(unit: string, record: LogRecord, json: string = JSON.stringify(record)): void {
     if (this.#closed) throw errnoError('EBADF', 'the log store is closed');
     const u = this.#unit(unit);
-    const line = `${JSON.stringify(record)}\n`;
-    const size = Buffer.byteLength(line);
-    u.pending.push(line);
+    const size = u.encode(json);
     u.pendingSizes.push(size);
     u.backlog += size;
     for (const follower of u.followers) {
@@ -341,6 +394,75 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   }
 
   /** @internal */
+  spoolInUse(id: string, inUse: boolean): void {
+    if (inUse) this.#spoolsInUse.add(id);
+    else this.#spoolsInUse.delete(id);
+  }
+
+  /** @internal */
+  lastCursor(unit: string, id: string): Promise<number | undefined> {
+    const u = this.#unit(unit);
+    return this.#enqueue(u, async () => {
+      await this.#writePending(u);
+      for (const path of this.#paths(u)) {
+        const text = await readIfPresent(path);
+        if (text === undefined) continue;
+        const cursor = lastCursorIn(text, id);
+        if (cursor !== undefined) return cursor;
+      }
+      return undefined;
+    });
+  }
+
+  /**
+   * Stores what spools no capture reads still hold beyond their last stored cursor, then deletes
+   * them: output of pipes that no keeper brought back (the keeper died too), read from disk. Call
+   * it once the captures handed back by a keeper exist. Returns the number of lines recovered.
+   */
+  async recoverSpools(): Promise<number> {
+    this.#assertOpen();
+    let recovered = 0;
+    for (const [id, files] of listSpools(this.spoolDirectory)) {
+      if (this.#spoolsInUse.has(id)) continue;
+      const { unit, stream } = files[0]!;
+      let spool: Spool | undefined;
+      try {
+        spool = Spool.reopen(this.spoolDirectory, id);
+        if (spool === undefined) continue;
+        const from = Math.min(Math.max((await this.lastCursor(unit, id)) ?? spool.base, spool.base), spool.end);
+        const splitter = new LineSplitter(this.lineMax);
+        const time = nowMicros();
+        let offset = from;
+        const store = (line: Buffer, terminatorBytes: number): void => {
+          offset += line.length + terminatorBytes;
+          recovered++;
+          const record: LogRecord = { time, stream, pid: null, pidfdId: null, invocationId: null, message: line.toString('utf8') };
+          this.push(unit, record, `${JSON.stringify(record).slice(0, -1)},"cursor":"${cursorText(id, offset)}"}`);
+        };
+        splitter.push(spool.readFrom(from), store);
+        splitter.end(store);
+        await this.flush(unit);
+        spool.remove();
+      } catch (error) {
+        spool?.close();
+        this.#limited.write('warning', `logs: ${unit}: recovering spool ${id} failed: ${(error as Error).message}`);
+      }
+    }
+    return recovered;
+  }
+
+  /**
+   * Stops every capture without ending anything, for daemon-reexec: their spools stay (with any
+   * unfinished line) for the next image, which takes the read ends back from the keeper. Every
+   * record is written and the files are closed.
+   */
+  async release(): Promise<void> {
+    if (this.#closed) return;
+    for (const capture of [...this.#captures]) capture.release();
+    await this.close();
+  }
+
+  /** @internal */
   forget(capture: LogCapture): void {
     this.#captures.delete(capture);
   }
@@ -367,18 +489,17 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   }
 
   async #writePending(u: UnitLog): Promise<void> {
-    while (u.pending.length > 0) {
-      const lines = u.pending;
+    while (u.pendingSizes.length > 0) {
+      const data = u.takePending();
       const sizes = u.pendingSizes;
-      u.pending = [];
       u.pendingSizes = [];
       let bytes = 0;
       for (const size of sizes) bytes += size;
       try {
-        await this.#writeLines(u, lines, sizes);
+        await this.#writeRecords(u, data, sizes);
       } catch (error) {
         // A full or failing disk must not stop the daemon: the batch is lost, and said so.
-        this.#limited.write('error', `logs: ${u.unit}: writing failed, ${lines.length} line(s) lost: ${(error as Error).message}`);
+        this.#limited.write('error', `logs: ${u.unit}: writing failed, ${sizes.length} line(s) lost: ${(error as Error).message}`);
         await u.handle?.close().catch(() => undefined);
         u.handle = undefined;
       }
@@ -387,32 +508,33 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     }
   }
 
-  async #writeLines(u: UnitLog, lines: string[], sizes: number[]): Promise<void> {
+  /** Writes encoded records (`sizes` gives each one's length), rotating between two records where the file would grow too big. */
+  async #writeRecords(u: UnitLog, data: Buffer[], sizes: number[]): Promise<void> {
     if (u.handle === undefined) await this.#openFile(u);
     let from = 0;
-    let batchBytes = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const size = sizes[i]!;
-      if (u.size + batchBytes > 0 && u.size + batchBytes + size > this.maxFileBytes) {
-        await this.#writeBatch(u, lines, from, i, batchBytes);
-        from = i;
-        batchBytes = 0;
+    let to = 0;
+    for (const size of sizes) {
+      if (u.size + (to - from) > 0 && u.size + (to - from) + size > this.maxFileBytes) {
+        await this.#writeBytes(u, byteRange(data, from, to));
+        from = to;
         await this.#rotate(u);
       }
-      batchBytes += size;
+      to += size;
     }
-    await this.#writeBatch(u, lines, from, lines.length, batchBytes);
+    await this.#writeBytes(u, from === 0 ? data : byteRange(data, from, to));
   }
 
-  async #writeBatch(u: UnitLog, lines: string[], from: number, to: number, bytes: number): Promise<void> {
-    if (to <= from) return;
-    const data = Buffer.from(from === 0 && to === lines.length ? lines.join('') : lines.slice(from, to).join(''), 'utf8');
-    let offset = 0;
-    while (offset < data.length) {
-      const { bytesWritten } = await u.handle!.write(data, offset, data.length - offset);
-      offset += bytesWritten;
+  async #writeBytes(u: UnitLog, data: Buffer[]): Promise<void> {
+    let total = 0;
+    for (const part of data) total += part.length;
+    let done = (await u.handle!.writev(data)).bytesWritten;
+    if (done < total) {
+      // A short write (disk nearly full, a signal): the rest, in as many writes as it takes.
+      const rest = Buffer.concat(data).subarray(done);
+      for (let offset = 0; offset < rest.length; ) offset += (await u.handle!.write(rest, offset, rest.length - offset)).bytesWritten;
+      done = total;
     }
-    u.size += bytes;
+    u.size += total;
   }
 
   async #openFile(u: UnitLog): Promise<void> {
@@ -451,20 +573,20 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     await this.#openFile(u);
   }
 
+  /** The unit's files, newest first. */
+  #paths(u: UnitLog): string[] {
+    const paths = [u.path];
+    for (let i = 1; i <= this.maxRotatedFiles; i++) paths.push(`${u.path}.${i}`);
+    return paths;
+  }
+
   async #readFiles(u: UnitLog, options: ReadOptions): Promise<LogRecord[]> {
     const { lines, since, invocationId } = options;
     if (lines === 0) return [];
     let collected: LogRecord[] = [];
-    const paths = [u.path];
-    for (let i = 1; i <= this.maxRotatedFiles; i++) paths.push(`${u.path}.${i}`);
-    for (const path of paths) {
-      let text: string;
-      try {
-        text = await fsp.readFile(path, 'utf8');
-      } catch (error) {
-        if (hasCode(error, 'ENOENT')) continue;
-        throw error;
-      }
+    for (const path of this.#paths(u)) {
+      const text = await readIfPresent(path);
+      if (text === undefined) continue;
       const records = parseRecords(text);
       const matching = records.filter((r) => (since === undefined || r.time >= since) && (invocationId === undefined || r.invocationId === invocationId));
       collected = matching.concat(collected);
@@ -474,6 +596,20 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     }
     return lines !== undefined && collected.length > lines ? collected.slice(collected.length - lines) : collected;
   }
+}
+
+/** Bytes `from` to `to` of the concatenation of `parts`, as views into them. */
+function byteRange(parts: Buffer[], from: number, to: number): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    const start = Math.max(from - offset, 0);
+    const end = Math.min(to - offset, part.length);
+    if (start < end) out.push(part.subarray(start, end));
+    offset += part.length;
+    if (offset >= to) break;
+  }
+  return out;
 }
 
 /** Records of one file; lines that are not a record (a torn write) are skipped. */
@@ -486,7 +622,11 @@ function parseRecords(text: string): LogRecord[] {
     if (end > start) {
       try {
         const value = JSON.parse(text.slice(start, end)) as unknown;
-        if (isRecord(value)) out.push(value);
+        if (isRecord(value)) {
+          // The spool cursor is bookkeeping for crash recovery, not part of the record.
+          delete (value as { cursor?: unknown }).cursor;
+          out.push(value);
+        }
       } catch {
         // A torn line: skipped.
       }
@@ -506,6 +646,16 @@ function isRecord(value: unknown): value is LogRecord {
 function assertUnitName(unit: string): void {
   if (unit.length === 0 || unit.length > 240 || unit.includes('/') || unit.includes('\0') || unit.startsWith('.')) {
     throw errnoError('EINVAL', `not a unit name usable for a log file: ${JSON.stringify(unit)}`);
+  }
+}
+
+/** A file's text, or undefined when it does not exist (a rotated file not made yet). */
+async function readIfPresent(path: string): Promise<string | undefined> {
+  try {
+    return await fsp.readFile(path, 'utf8');
+  } catch (error) {
+    if (hasCode(error, 'ENOENT')) return undefined;
+    throw error;
   }
 }
 

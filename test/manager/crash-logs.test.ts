@@ -1,0 +1,94 @@
+/**
+ * No log line is lost or stored twice when the daemon is SIGKILLed, however often and wherever in
+ * its read → store path the kill lands: output is moved into a spool by the kernel before the
+ * daemon looks at it, and a new daemon goes on from the last cursor stored with the records.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { LogRecord } from '../../src/manager/types.js';
+import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
+
+const LINES = 100_000;
+const HALVES = 30;
+
+/** Every record of a unit on disk, oldest first, read straight from its files (rotated ones too). */
+function storedRecords(d: TestDaemon, unit: string): LogRecord[] {
+  const directory = join(d.dir, 'state', 'logs');
+  const files = readdirSync(directory)
+    .filter((name) => name === `${unit}.jsonl` || name.startsWith(`${unit}.jsonl.`))
+    .sort((a, b) => rank(b) - rank(a));
+  const records: LogRecord[] = [];
+  for (const name of files) {
+    for (const line of readFileSync(join(directory, name), 'utf8').split('\n')) {
+      if (line === '') continue;
+      records.push(JSON.parse(line) as LogRecord);
+    }
+  }
+  return records;
+}
+
+function rank(name: string): number {
+  const match = /\.jsonl\.(\d+)$/.exec(name);
+  return match === null ? 0 : Number(match[1]);
+}
+
+describe('log lines across daemon SIGKILLs', () => {
+  it('a fast writer and a writer of half lines lose nothing and repeat nothing over four kills', async () => {
+    const fast = `[Service]\nExecStart=/bin/sh -c 'i=0; while [ $i -lt ${LINES} ]; do i=$((i+1)); echo "line $i"; [ $((i % 500)) -eq 0 ] && sleep 0.01; done; exec sleep 600'\n`;
+    // Each line is written in two parts with a pause between: a kill in the pause finds half a line read.
+    const halves = `[Service]\nExecStart=/bin/sh -c 'i=0; while [ $i -lt ${HALVES} ]; do i=$((i+1)); printf "half $i " >&2; sleep 0.04; echo "end $i" >&2; done; exec sleep 600'\n`;
+    let d = await startTestDaemon({ 'fast.service': fast, 'halves.service': halves });
+    try {
+      await d.call('Start', { name: 'fast' });
+      await d.call('Start', { name: 'halves' });
+      const fastMain = (await unitStatus(d, 'fast')).mainProcess;
+      for (let kill = 0; kill < 4; kill++) {
+        await new Promise((r) => setTimeout(r, 150 + Math.random() * 300));
+        await d.crash();
+        d = await startTestDaemon({}, d.dir);
+      }
+      assert.deepEqual((await unitStatus(d, 'fast')).mainProcess, fastMain, 'the writer was never restarted: every line was written once');
+      const done = await eventually(() => {
+        const records = storedRecords(d, 'fast.service').filter((r) => r.stream === 'stdout');
+        return records.length >= LINES ? records : undefined;
+      }, `all ${LINES} lines`, 1200);
+      const messages = done.map((r) => r.message);
+      const firstWrong = messages.findIndex((m, i) => m !== `line ${i + 1}`);
+      assert.equal(firstWrong, -1, `line ${firstWrong + 1} is "${messages[firstWrong]}" (a line lost or repeated)`);
+      assert.equal(messages.length, LINES);
+
+      const halvesDone = await eventually(() => {
+        const records = storedRecords(d, 'halves.service').filter((r) => r.stream === 'stderr');
+        return records.length >= HALVES ? records : undefined;
+      }, `all ${HALVES} half-written lines`, 1200);
+      assert.deepEqual(
+        halvesDone.map((r) => r.message),
+        Array.from({ length: HALVES }, (_, i) => `half ${i + 1} end ${i + 1}`),
+        'a line read half before a kill is stored whole, once',
+      );
+      const api = await d.call<{ records: LogRecord[] }>('Logs', { name: 'halves', lines: 3 });
+      for (const record of api.records) assert.equal('cursor' in record, false, 'the spool cursor stays on disk, out of the API');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a service that ends leaves no spool behind', async () => {
+    const d = await startTestDaemon({ 'brief.service': "[Service]\nExecStart=/bin/sh -c 'echo one; printf two'\n" });
+    try {
+      await d.call('Start', { name: 'brief' });
+      await eventually(async () => ((await unitStatus(d, 'brief')).activeState === 'inactive' ? true : undefined), 'the service to end');
+      const messages = await eventually(async () => {
+        const records = (await d.call<{ records: LogRecord[] }>('Logs', { name: 'brief' })).records.filter((r) => r.stream === 'stdout');
+        return records.length >= 2 ? records.map((r) => r.message) : undefined;
+      }, 'both lines');
+      assert.deepEqual(messages, ['one', 'two']);
+      const spool = join(d.dir, 'state', 'logs', 'spool');
+      await eventually(() => (!existsSync(spool) || readdirSync(spool).length === 0 ? true : undefined), 'the spool to be deleted');
+    } finally {
+      await d.stop();
+    }
+  });
+});

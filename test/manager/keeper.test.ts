@@ -1,0 +1,91 @@
+/**
+ * The keeper hand-over: a new keeper's manifest only counts once the daemon commits it, and the old
+ * keeper keeps everything until then, so a daemon killed in the middle of its own recovery loses
+ * nothing. Real keeper processes, a real daemon stand-in killed with SIGKILL.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Keeper, type KeeperManifest } from '../../src/manager/keeper.js';
+import { native, POLLIN } from '../../src/native.js';
+import { Pidfd } from '../../src/pidfd/index.js';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'holdfast-keeper-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const KEEPER_MODULE = fileURLToPath(new URL('../../src/manager/keeper.js', import.meta.url));
+
+function manifestOf(path: string): KeeperManifest {
+  return JSON.parse(readFileSync(path, 'utf8')) as KeeperManifest;
+}
+
+/** Writes through the pipe and reads it back on `readFd`: the pipe is alive and that fd reads it. */
+function roundTrip(writeFd: number, readFd: number, text: string): string {
+  writeSync(writeFd, text);
+  assert.ok(native.pollFd(readFd, POLLIN, 5000) > 0, 'data arrives');
+  const buffer = Buffer.alloc(64);
+  return buffer.toString('utf8', 0, readSync(readFd, buffer));
+}
+
+describe('keeper hand-over', () => {
+  it('a daemon killed after taking over but before committing leaves the old keeper holding everything, and the new one ends', async () => {
+    const manifest = join(dir, 'keeper.json');
+    const [readFd, writeFd] = native.pipe(true);
+    const first = Keeper.start(manifest);
+    first.hold({ key: 'log:a.service:1:stdout', kind: 'log', unit: 'a.service', stream: 'stdout', spool: null }, readFd);
+    assert.equal(first.commit(undefined), true);
+    assert.equal(first.sync(), true);
+    native.close(readFd);
+    assert.equal(manifestOf(manifest).pid, first.handle.pid);
+
+    // A daemon stand-in: takes over, hands everything to a new keeper, and dies before committing.
+    const script = `
+      const { Keeper } = await import(${JSON.stringify(KEEPER_MODULE)});
+      const { fds } = Keeper.takeOver(${JSON.stringify(manifest)}, () => {});
+      const next = Keeper.start(${JSON.stringify(manifest)});
+      for (const entry of fds) next.hold(entry, entry.fd);
+      process.stdout.write(String(next.handle.pid) + '\\n');
+      setInterval(() => {}, 1000);`;
+    const daemon = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const nextPid = Number(await new Promise<string>((resolve) => daemon.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
+    const next = Pidfd.open(nextPid);
+    daemon.kill('SIGKILL');
+    await new Promise((r) => daemon.once('exit', r));
+
+    await next.exited;
+    assert.equal(next.isAlive(), false, 'the uncommitted keeper ends once its daemon is gone');
+    assert.equal(first.handle.isAlive(), true, 'the old keeper was not ended');
+    assert.equal(manifestOf(manifest).pid, first.handle.pid, 'the manifest still names the old keeper');
+
+    // The next daemon finds everything where it was, commits a keeper of its own, and only then is the old one ended.
+    const { fds, previous } = Keeper.takeOver(manifest, () => {});
+    assert.equal(fds.length, 1);
+    assert.equal(roundTrip(writeFd, fds[0]!.fd, 'still here'), 'still here');
+    const third = Keeper.start(manifest);
+    try {
+      third.hold(fds[0]!, fds[0]!.fd);
+      assert.equal(first.handle.isAlive(), true);
+      assert.equal(third.commit(previous), true);
+      await first.handle.exited;
+      assert.equal(first.handle.isAlive(), false, 'the old keeper ends once the new one is committed');
+      const now = manifestOf(manifest);
+      assert.equal(now.pid, third.handle.pid);
+      assert.deepEqual(now.entries.map((e) => e.key), ['log:a.service:1:stdout']);
+      assert.equal(now.retiring?.pid, first.handle.pid, 'the retired keeper is named, should this daemon die before ending it');
+    } finally {
+      native.close(fds[0]!.fd);
+      native.close(writeFd);
+      third.stop();
+      next.close();
+    }
+  });
+});
