@@ -25,6 +25,22 @@ export function rssKiB(pid: number): number | undefined {
   }
 }
 
+/**
+ * Memory only this process holds, in KiB (USS: Private_Clean + Private_Dirty of smaps_rollup).
+ * VmRSS also counts pages shared with other processes, such as the Node binary's text, which two
+ * Node processes (daemon and keeper) hold once, not twice.
+ */
+export function privateKiB(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(text)?.[1] ?? NaN);
+    const total = field('Private_Clean') + field('Private_Dirty');
+    return Number.isNaN(total) ? undefined : total;
+  } catch {
+    return undefined;
+  }
+}
+
 // ------------------------------------------------------------------------------------ stamps
 
 /** One line of a stamp file: the PID that wrote it and when (CLOCK_REALTIME and CLOCK_MONOTONIC). */

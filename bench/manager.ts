@@ -31,6 +31,7 @@ import {
   monoNs,
   Pm2Daemon,
   readStamps,
+  privateKiB,
   rssKiB,
   runFloor,
   sleep,
@@ -70,13 +71,13 @@ const msSince = (t0: bigint): number => Number(monoNs() - t0) / 1e6;
 const pad = (i: number): string => String(i).padStart(3, '0');
 const processCount = (): number => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).length;
 
-/** Median VmRSS (summed over `pids`) over a few reads 100 ms apart, in MiB. */
-async function rssMiB(pids: number | number[]): Promise<number | null> {
+/** Median VmRSS (or, with `read`, another per-process figure in KiB) summed over `pids`, over a few reads 100 ms apart, in MiB. */
+async function rssMiB(pids: number | number[], read: (pid: number) => number | undefined = rssKiB): Promise<number | null> {
   const list = typeof pids === 'number' ? [pids] : pids;
   if (list.length === 0) return null;
   const reads: number[] = [];
   for (let i = 0; i < RSS_READS; i++) {
-    const each = list.map(rssKiB);
+    const each = list.map(read);
     if (each.every((kib) => kib !== undefined)) reads.push(each.reduce((a, b) => a! + b!, 0)!);
     await sleep(100);
   }
@@ -178,6 +179,7 @@ export async function run(): Promise<void> {
 
     // -------------------------------------------------------------------------- 5a. idle RSS
     const idle = { holdfast: await rssMiB(hf.pid), keeper: await rssMiB(hf.helperPids()), pm2: await rssMiB(pm.pid) };
+    const idlePrivate = { holdfast: await rssMiB(hf.pid, privateKiB), keeper: await rssMiB(hf.helperPids(), privateKiB), pm2: await rssMiB(pm.pid, privateKiB) };
 
     // ------------------------------------------------------------------- 1. spawn-to-running
     const spawnHf: number[] = [];
@@ -426,8 +428,14 @@ export async function run(): Promise<void> {
       rssRow(`PM2 God daemon, ${MANY} services running`, loaded.pm2),
       rssRow('PM2 God daemon, idle again after the run', after.pm2),
     ]);
+    printTable('5c. private memory, idle (USS: pages no other process shares, such as the heap; the Node binary is shared)', [
+      rssRow('holdfast daemon', idlePrivate.holdfast),
+      rssRow('holdfast keeper process', idlePrivate.keeper),
+      rssRow('PM2 God daemon', idlePrivate.pm2),
+    ]);
     summary.push({ figure: 'daemon RSS, idle', holdfast: idle.holdfast, pm2: idle.pm2, floor: null, unit: 'MiB' });
     summary.push({ figure: 'daemon + keeper RSS, idle', holdfast: plus(idle.holdfast, idle.keeper), pm2: idle.pm2, floor: null, unit: 'MiB' });
+    summary.push({ figure: 'daemon + keeper private memory (USS), idle', holdfast: plus(idlePrivate.holdfast, idlePrivate.keeper), pm2: idlePrivate.pm2, floor: null, unit: 'MiB' });
     summary.push({ figure: `daemon RSS, ${MANY} running`, holdfast: loaded.holdfast, pm2: loaded.pm2, floor: null, unit: 'MiB' });
     summary.push({ figure: `daemon + keeper RSS, ${MANY} running`, holdfast: plus(loaded.holdfast, loaded.keeper), pm2: loaded.pm2, floor: null, unit: 'MiB' });
 
