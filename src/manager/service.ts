@@ -474,6 +474,17 @@ export class ServiceUnit {
       if (!outcome.ok && !step.ignoreFailure) return this.#failStart(generation, outcome.result);
     }
 
+    if (this.main !== undefined && this.main.status !== undefined) {
+      // The main process ended while ExecStartPost= ran (its exit was seen, but a unit still
+      // activating waits): decide now, as systemd does when it would enter running.
+      this.main = undefined;
+      if (this.#lastMainResult !== 'success') return this.#failStart(generation, this.#lastMainResult, false);
+      if (s.remainAfterExit) {
+        this.activeEnterTimestamp = Date.now();
+        this.#setState('active', 'exited');
+        return 'done';
+      }
+    }
     if (this.main === undefined && s.type !== 'forking' && !s.remainAfterExit) {
       // A oneshot (or a main process that already ended) with nothing left to supervise.
       if (this.lastExit !== null && this.#lastMainResult !== 'success' && s.type !== 'oneshot') {

@@ -162,6 +162,26 @@ ExecStart=/bin/sh -c 'echo "main:$NOTIFY_SOCKET" > ${d.dir}/notify-main; sleep 0
     assert.equal(s.mainProcess, null);
   });
 
+  it('a main process that ends while ExecStartPost= runs is not left as a dead "running" main process', async () => {
+    d.unit('diespost.service', `[Service]\nExecStart=/bin/sh -c 'exit 3'\nExecStartPost=/bin/sleep 0.3\n`);
+    d.unit('donepost.service', `[Service]\nExecStart=/bin/true\nExecStartPost=/bin/sleep 0.3\n`);
+    d.unit('keptpost.service', `[Service]\nRemainAfterExit=yes\nExecStart=/bin/true\nExecStartPost=/bin/sleep 0.3\n`);
+    await d.call('DaemonReload');
+    const failed = await d.call<{ job: { result: string } }>('Start', { name: 'diespost' });
+    assert.equal(failed.job.result, 'failed');
+    const dies = await status(d, 'diespost');
+    assert.deepEqual([dies.activeState, dies.result, dies.mainProcess, dies.lastExit], ['failed', 'exit-code', null, { code: 3, signal: null }]);
+    await d.call('Start', { name: 'donepost' });
+    const done = await eventually(async () => {
+      const st = await status(d, 'donepost');
+      return st.activeState === 'inactive' ? st : undefined;
+    }, 'donepost to end');
+    assert.deepEqual([done.result, done.mainProcess], ['success', null]);
+    await d.call('Start', { name: 'keptpost' });
+    const kept = await status(d, 'keptpost');
+    assert.deepEqual([kept.activeState, kept.subState, kept.mainProcess], ['active', 'exited', null]);
+  });
+
   it('Type=forking adopts the daemon named by PIDFile= (verified to be of the unit)', async () => {
     const pidFile = join(d.dir, 'forker.pid');
     d.unit('forker.service', `[Service]\nType=forking\nPIDFile=${pidFile}\nExecStart=/bin/sh -c 'sleep 600 & echo $! > ${pidFile}'\n`);
