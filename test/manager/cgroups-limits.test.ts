@@ -4,7 +4,7 @@
  * it can be passed on to the units' cgroups), and says why when it skips.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { formatStatus } from '../../src/cli/commands/status.js';
@@ -30,6 +30,35 @@ const managerLines = async (d: TestDaemon, name: string): Promise<string[]> =>
   (await d.call<{ records: LogRecord[] }>('Logs', { name, lines: 100 })).records.filter((r) => r.stream === 'manager').map((r) => r.message);
 
 describe('cgroup limits', () => {
+  it('a controller the daemon\'s cgroup offers reaches the units\' cgroups, enabled top-down (any controller cgroup v2 has here)', (t) => {
+    if (typeof probe === 'string') return t.skip(`no writable cgroup v2 subtree here: ${probe}`);
+    const tree = CgroupTree.open(`/tmp/holdfast-cgroup-chain-${process.pid}`);
+    assert.ok(typeof tree !== 'string');
+    const offered = readFileSync(join(tree.own, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+    if (offered.length === 0) return t.skip(`the daemon's cgroup ${tree.own} offers no controller at all`);
+    const controller = offered.includes('pids') ? 'pids' : offered[0]!;
+    const unit = tree.path('chain.service');
+    const wasEnabled = file(tree.own, 'cgroup.subtree_control').split(/\s+/).includes(controller);
+    try {
+      assert.equal(tree.enable(controller), undefined, `${controller} can be enabled`);
+      assert.ok(file(tree.own, 'cgroup.subtree_control').split(/\s+/).includes(controller), 'enabled in the daemon\'s own cgroup');
+      assert.ok(file(tree.base, 'cgroup.subtree_control').split(/\s+/).includes(controller), 'and in the subtree');
+      mkdirSync(unit);
+      assert.ok(file(unit, 'cgroup.controllers').split(/\s+/).includes(controller), 'so a unit\'s cgroup has it');
+      assert.ok(readdirSync(unit).some((name) => name.startsWith(`${controller}.`)), `with its ${controller}.* files`);
+    } finally {
+      tree.removeAll(['chain.service']);
+      // Leave the machine's cgroup as it was (this fails harmlessly while another daemon's units use the controller).
+      if (!wasEnabled) {
+        try {
+          writeFileSync(join(tree.own, 'cgroup.subtree_control'), `-${controller}`);
+        } catch {
+          // In use below: it stays enabled, as a daemon would leave it.
+        }
+      }
+    }
+  });
+
   it('TasksMax=5: pids.max is 5, forks beyond it fail with EAGAIN, never more than 5 tasks; a reload without it resets pids.max', async (t) => {
     const why = skipReason('pids');
     if (why !== undefined) return t.skip(why);
