@@ -3,7 +3,7 @@
  * every change as an event. It holds no PID without a pidfd.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { native } from '../native.js';
@@ -24,6 +24,7 @@ import type { ServiceHost, SpawnIo } from './service-host.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
 import type { Keeper, RecoveredFd } from './keeper.js';
 import { readJson, writeJsonAtomic } from './state-file.js';
+import { readSlots, SlotWriter } from './state-slots.js';
 import { sessionOf } from './session.js';
 import type { DaemonState, LogRecord, ManagerEvent, UnitRecord, UnitStatus } from './types.js';
 
@@ -149,7 +150,8 @@ export class Manager extends EventEmitter {
   async #restore(): Promise<void> {
     const recovered = this.#options.recovered ?? [];
     const used = new Set<RecoveredFd>();
-    const state = readJson<DaemonState>(join(this.#options.stateDir, 'state.json'));
+    // `state.json` is where holdfast before the slotted record kept it: read after an upgrade by daemon-reexec.
+    const state = readSlots<DaemonState>(join(this.#options.stateDir, 'state')) ?? readJson<DaemonState>(join(this.#options.stateDir, 'state.json'));
     if (state !== undefined && state.bootId === bootId()) {
       for (const record of state.units) {
         let unit = this.units.get(record.name);
@@ -275,13 +277,19 @@ export class Manager extends EventEmitter {
     });
     const state: DaemonState = { bootId: bootId(), written: Date.now(), units };
     try {
-      writeJsonAtomic(join(this.#options.stateDir, 'state.json'), state);
+      if (this.#stateWriter === undefined) {
+        this.#stateWriter = new SlotWriter(join(this.#options.stateDir, 'state'));
+        this.#stateWriter.write(state);
+        // The record of a holdfast from before the slots has been read (if any) and is superseded.
+        rmSync(join(this.#options.stateDir, 'state.json'), { force: true });
+      } else this.#stateWriter.write(state);
     } catch (error) {
       this.#log('error', `could not record the daemon state: ${(error as Error).message}`);
     }
   }
 
   #captureSeq = 0;
+  #stateWriter: SlotWriter | undefined;
 
   /** Gives the keeper copies of a capture's read ends, and takes them back once it is done. */
   #holdCapture(unit: string, capture: CaptureHandle, writer: { pid: number | null; pidfdId: string | null; invocationId: string | null }): (w: { pid: number; pidfdId: bigint | null }) => void {

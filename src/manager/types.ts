@@ -104,7 +104,7 @@ export interface LogRecord {
   message: string;
 }
 
-/** What the daemon records per unit (state.json) so that a new daemon on the same boot can pick it up. */
+/** What the daemon records per unit (its state record, state-slots.ts) so that a new daemon on the same boot can pick it up. */
 export interface UnitRecord {
   name: string;
   activeState: ActiveState;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Pidfd } from '../../src/index.js';
 import type { ControlRecord, DaemonState, UnitStatus } from '../../src/manager/types.js';
+import { readSlots, SlotWriter } from '../../src/manager/state-slots.js';
 import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
 
 const status = unitStatus;
@@ -24,18 +25,13 @@ function waitFor(gate: string): string {
   return `while [ ! -e ${gate} ]; do sleep 0.05; done`;
 }
 
-/** Waits until state.json records command `index` of list `kind` as `unit`'s control process, and the keeper holds its pidfd. */
+/** Waits until the daemon's state record has command `index` of list `kind` as `unit`'s control process, and the keeper holds its pidfd. */
 async function recordedControl(d: TestDaemon, unit: string, kind: ControlRecord['kind'], index = 0): Promise<ControlRecord> {
   const control = await eventually(() => {
-    let state: DaemonState;
-    try {
-      state = JSON.parse(readFileSync(join(d.dir, 'state', 'state.json'), 'utf8')) as DaemonState;
-    } catch {
-      return undefined;
-    }
-    const record = state.units.find((u) => u.name === unit)?.control;
+    const state = readSlots<DaemonState>(join(d.dir, 'state', 'state'));
+    const record = state?.units.find((u) => u.name === unit)?.control;
     return record?.kind === kind && record.index === index ? record : undefined;
-  }, `state.json to record the ${kind} process ${index} of ${unit}`);
+  }, `the state record to have the ${kind} process ${index} of ${unit}`);
   const keeperPath = join(d.dir, 'state', 'keeper.json');
   await eventually(
     () => (existsSync(keeperPath) && readFileSync(keeperPath, 'utf8').includes(`"pidfd:${control.process.pid}:`) ? true : undefined),
@@ -317,7 +313,7 @@ describe('the daemon killed while a control process runs', () => {
       const recorded = await recordedControl(d, 'halted.service', 'start-pre');
       await d.call('Stop', { name: 'halted', noBlock: true });
       await eventually(() => (lines(runs).includes('term') ? true : undefined), 'the stop to reach ExecStartPre=');
-      await eventually(() => (readFileSync(join(d.dir, 'state', 'state.json'), 'utf8').includes('"manualStop":true') ? true : undefined), 'the stop to be recorded');
+      await eventually(() => (readSlots<DaemonState>(join(d.dir, 'state', 'state'))?.units.find((u) => u.name === 'halted.service')?.manualStop === true ? true : undefined), 'the stop to be recorded');
       return recorded;
     });
     using pre = Pidfd.verify(control.process.pid, control.process.pidfdId!);
@@ -401,10 +397,12 @@ describe('the daemon killed while a control process runs', () => {
     await d.crash();
 
     // Forge the record as if the PID had gone to another process while the daemon was down: same PID, another id.
-    const statePath = join(d.dir, 'state', 'state.json');
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as DaemonState;
+    const statePath = join(d.dir, 'state', 'state');
+    const state = readSlots<DaemonState>(statePath)!;
     for (const unit of state.units) if (unit.name === 'stranger.service' && unit.control != null) unit.control.process.pidfdId = control.process.pidfdId! + 1000000;
-    writeFileSync(statePath, JSON.stringify(state));
+    const forger = new SlotWriter(statePath);
+    forger.write(state);
+    forger.close();
     const keeperPath = join(d.dir, 'state', 'keeper.json');
     const keeper = JSON.parse(readFileSync(keeperPath, 'utf8')) as { entries: { kind: string }[] };
     keeper.entries = keeper.entries.filter((e) => e.kind !== 'pidfd');

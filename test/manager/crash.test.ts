@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Pidfd } from '../../src/index.js';
 import type { LogRecord } from '../../src/manager/types.js';
+import { readSlots, SlotWriter } from '../../src/manager/state-slots.js';
 import { eventually, startTestDaemon, unitStatus } from '../helpers/daemon.js';
 
 const status = unitStatus;
@@ -71,6 +72,26 @@ describe('the daemon dies, the services do not', () => {
     assert.equal(counter.isAlive(), false, 'a clean stop of the new daemon stops the re-adopted service');
   });
 
+  it('reads the state.json of a holdfast from before the slotted record (an upgrade by restart or daemon-reexec), then replaces it', async () => {
+    let d = await startTestDaemon({ 'old.service': '[Service]\nExecStart=/bin/sleep 600\n' });
+    await d.call('Start', { name: 'old' });
+    const main = (await status(d, 'old')).mainProcess!;
+    await d.crash();
+    const stateDir = join(d.dir, 'state');
+    const state = readSlots<object>(join(stateDir, 'state'))!;
+    rmSync(join(stateDir, 'state.0'));
+    rmSync(join(stateDir, 'state.1'));
+    writeFileSync(join(stateDir, 'state.json'), JSON.stringify(state));
+    d = await startTestDaemon({}, d.dir);
+    try {
+      assert.deepEqual((await status(d, 'old')).mainProcess, main, 're-adopted from the old format');
+      await eventually(() => (!existsSync(join(stateDir, 'state.json')) ? true : undefined), 'the old file to go');
+      assert.ok(readSlots(join(stateDir, 'state')) !== undefined);
+    } finally {
+      await d.stop();
+    }
+  });
+
   it('a recorded main process whose PID was taken by another is never adopted', async () => {
     let d = await startTestDaemon({ 'short.service': '[Service]\nExecStart=/bin/sleep 600\n' });
     await d.call('Start', { name: 'short' });
@@ -79,10 +100,12 @@ describe('the daemon dies, the services do not', () => {
     await eventually(() => (existsSync(keeperPath) && readFileSync(keeperPath, 'utf8').includes('pidfd:') ? true : undefined), 'the keeper to hold the pidfd');
     await d.crash();
     // Forge the record: same PID, another id, as if the PID had been reused while the daemon was down.
-    const statePath = join(d.dir, 'state', 'state.json');
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { units: { name: string; main: { pid: number; pidfdId: number } | null }[] };
+    const statePath = join(d.dir, 'state', 'state');
+    const state = readSlots<{ units: { name: string; main: { pid: number; pidfdId: number } | null }[] }>(statePath)!;
     for (const unit of state.units) if (unit.name === 'short.service' && unit.main !== null) unit.main.pidfdId += 1000000;
-    writeFileSync(statePath, JSON.stringify(state));
+    const forger = new SlotWriter(statePath);
+    forger.write(state);
+    forger.close();
     const keeper = JSON.parse(readFileSync(keeperPath, 'utf8')) as { entries: { kind: string }[] };
     keeper.entries = keeper.entries.filter((e) => e.kind !== 'pidfd');
     writeFileSync(keeperPath, JSON.stringify(keeper));
