@@ -23,9 +23,15 @@ function exitStatusOf(status: UnitStatus): number {
 /**
  * Stops the daemon on SIGTERM/SIGINT (a second one exits at once) and resolves with the exit code.
  * In init mode SIGHUP reloads the units instead of re-reading the unit files, and with `exitWith`
- * the daemon also ends once that unit is down for good, with its exit status.
+ * the daemon also ends once that unit is down for good, with its exit status. `foreground` is
+ * `up`'s mode: a hangup means the terminal is gone, which stops everything, as it ends a shell's
+ * foreground job; `stopOn` hands out the stop for other reasons to end (the output going away).
  */
-function runUntilStopped(d: Daemon, log: (text: string) => void, options: { init?: boolean; exitWith?: string } = {}): Promise<number> {
+function runUntilStopped(
+  d: Daemon,
+  log: (text: string) => void,
+  options: { init?: boolean; exitWith?: string; foreground?: boolean; stopOn?: (stop: (reason: string) => void) => void } = {},
+): Promise<number> {
   return new Promise((resolveExit) => {
     let stopping = false;
     const finish = (reason: string): void => {
@@ -53,12 +59,15 @@ function runUntilStopped(d: Daemon, log: (text: string) => void, options: { init
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     process.on('SIGHUP', () => {
-      if (options.init === true) {
+      if (options.foreground === true) {
+        finish('SIGHUP (the terminal is gone)');
+      } else if (options.init === true) {
         for (const unit of d.manager.units.values()) if (unit.activeState === 'active') void d.manager.reloadUnit(unit.name);
       } else {
         void d.manager.reload();
       }
     });
+    options.stopOn?.(finish);
     if (options.exitWith !== undefined) {
       const watched = options.exitWith;
       d.manager.on('event', (event: ManagerEvent) => {
@@ -161,9 +170,12 @@ socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
       width = Math.max(width, name.length);
       return paint(colour.get(unit)!, `${name.padEnd(width)} |`);
     };
-    const say = (text: string): void => {
-      process.stdout.write(`${paint('bold', 'holdfast'.padEnd(width))} | ${text}\n`);
+    // Once the output is gone (a closed pipe, a vanished terminal) nothing more is written, and everything stops.
+    let outputGone = false;
+    const show = (line: string): void => {
+      if (!outputGone) process.stdout.write(line);
     };
+    const say = (text: string): void => show(`${paint('bold', 'holdfast'.padEnd(width))} | ${text}\n`);
     const d = await startDaemon({
       unitDirs: [dir],
       stateDir: join(work, 'state'),
@@ -179,14 +191,21 @@ socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
     for (const broken of d.manager.broken.values()) say(paint('red', `${broken.name} did not load: ${broken.errors.join('; ')}`));
     d.logs.on('record', (unit: string, record: LogRecord) => {
       const text = record.stream === 'stderr' ? paint('red', record.message) : record.stream === 'manager' ? paint('dim', record.message) : record.message;
-      process.stdout.write(`${prefix(unit)} ${text}\n`);
+      show(`${prefix(unit)} ${text}\n`);
     });
     d.manager.on('event', (event: ManagerEvent) => {
       // The condition check passes in a blink: showing it would only add a line to every start.
       if (event.type !== 'state' || event.subState === 'condition') return;
       const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
-      process.stdout.write(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
+      show(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
     });
-    return runUntilStopped(d, say);
+    return runUntilStopped(d, say, {
+      foreground: true,
+      stopOn: (stop) =>
+        process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+          outputGone = true;
+          stop(`the output is gone (${error.code ?? error.message})`);
+        }),
+    });
   },
 };
