@@ -130,11 +130,7 @@ export class Keeper {
     if (this.#closed) return;
     this.#closed = true;
     native.close(this.#socket);
-    try {
-      this.handle.signal('SIGTERM');
-    } catch (error) {
-      if (!hasCode(error, 'ESRCH')) throw error;
-    }
+    retire(this.handle);
   }
 
   /**

@@ -277,12 +277,11 @@ export class Manager extends EventEmitter {
     });
     const state: DaemonState = { bootId: bootId(), written: Date.now(), units };
     try {
-      if (this.#stateWriter === undefined) {
-        this.#stateWriter = new SlotWriter(join(this.#options.stateDir, 'state'));
-        this.#stateWriter.write(state);
-        // The record of a holdfast from before the slots has been read (if any) and is superseded.
-        rmSync(join(this.#options.stateDir, 'state.json'), { force: true });
-      } else this.#stateWriter.write(state);
+      const first = this.#stateWriter === undefined;
+      this.#stateWriter ??= new SlotWriter(join(this.#options.stateDir, 'state'));
+      this.#stateWriter.write(state);
+      // The record of a holdfast from before the slots has been read (if any) and is superseded.
+      if (first) rmSync(join(this.#options.stateDir, 'state.json'), { force: true });
     } catch (error) {
       this.#log('error', `could not record the daemon state: ${(error as Error).message}`);
     }

@@ -54,6 +54,21 @@ describe('spool', () => {
     assert.equal(consumed, input.length);
   });
 
+  it('the last cursor counts only from a whole record, not from one a SIGKILL tore', () => {
+    const id = '0123456789abcdef';
+    const whole = (n: number): string => `${JSON.stringify({ time: n, stream: 'stdout', pid: 1, pidfdId: null, invocationId: null, message: `line ${n}`, cursor: `${id}:${n * 10}` })}\n`;
+    const third = whole(3);
+    // Torn inside the cursor's digits ("…:3" of "…:30"), then ended with a newline when the file was reopened.
+    const tornInCursor = `${third.slice(0, third.indexOf(`${id}:`) + id.length + 2)}\n`;
+    assert.equal(lastCursorIn(whole(1) + whole(2) + tornInCursor, id), 20);
+    // Torn after the cursor but before the record's end: the cursor is whole, the record is not.
+    assert.equal(lastCursorIn(whole(1) + whole(2) + `${third.slice(0, -3)}\n`, id), 20);
+    // Torn with no newline at all yet.
+    assert.equal(lastCursorIn(whole(1) + whole(2) + third.slice(0, -1), id), 20);
+    assert.equal(lastCursorIn(whole(1) + whole(2) + third, id), 30);
+    assert.equal(lastCursorIn(whole(1), 'fedcba9876543210'), undefined);
+  });
+
   it('rolls the stored part away while a service keeps writing, and deletes the spool at EOF', async () => {
     const store = await LogStore.open({ directory: join(dir, `s${++counter}`), spoolRollBytes: 4096 });
     try {

@@ -7,14 +7,12 @@
  * process that held them while the daemon restarted, so no output is lost and no service gets
  * SIGPIPE in between.
  */
-import { readSync } from 'node:fs';
 import { native, type RawWatcher } from '../../native.js';
-import { hasCode } from '../../pidfd/errors.js';
 import type { LogRecord } from '../types.js';
 import { safeLog, type Logger } from '../rate-limited-log.js';
 import { nowMicros } from './clock.js';
 import { LineSplitter } from './lines.js';
-import { cursorText, Spool } from './spool.js';
+import { cursorText, readPipe, Spool } from './spool.js';
 
 /** The process a capture's lines are attributed to. */
 export interface LogWriter {
@@ -362,14 +360,7 @@ class StreamReader {
       if (moved === null || moved === 0) return moved;
       return spool.readFrom(spool.end - moved);
     }
-    const buffer = Buffer.allocUnsafe(65536);
-    try {
-      const count = readSync(this.#fd, buffer, 0, buffer.length, null);
-      return count === 0 ? 0 : buffer.subarray(0, count);
-    } catch (error) {
-      if (hasCode(error, 'EAGAIN')) return null;
-      throw error;
-    }
+    return readPipe(this.#fd);
   }
 
   #feed(bytes: Buffer, time: number): void {

@@ -38,14 +38,36 @@ export function cursorText(id: string, offset: number): string {
   return `${id}:${offset}`;
 }
 
-/** The offset of the last cursor of spool `id` in `text` (a log file), if there is one. */
+/**
+ * The offset of the last cursor of spool `id` in `text` (a log file), if there is one. Only a
+ * whole record counts: a write cut short by a SIGKILL can leave a torn last record whose cursor
+ * text is there, or half there, although the record itself is not.
+ */
 export function lastCursorIn(text: string, id: string): number | undefined {
   const needle = `"cursor":"${id}:`;
-  const at = text.lastIndexOf(needle);
-  if (at === -1) return undefined;
-  const start = at + needle.length;
-  const end = text.indexOf('"', start);
-  const value = Number(text.slice(start, end === -1 ? undefined : end));
+  for (let at = text.lastIndexOf(needle); at !== -1; ) {
+    const lineStart = text.lastIndexOf('\n', at) + 1;
+    const lineEnd = text.indexOf('\n', at);
+    if (lineEnd !== -1) {
+      const cursor = cursorOf(text.slice(lineStart, lineEnd), id);
+      if (cursor !== undefined) return cursor;
+    }
+    at = lineStart === 0 ? -1 : text.lastIndexOf(needle, lineStart - 1);
+  }
+  return undefined;
+}
+
+/** The offset in a record's cursor of spool `id`; undefined when the line is not a whole record. */
+function cursorOf(line: string, id: string): number | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const cursor = (record as { cursor?: unknown } | null)?.cursor;
+  if (typeof cursor !== 'string' || !cursor.startsWith(`${id}:`)) return undefined;
+  const value = Number(cursor.slice(id.length + 1));
   return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
 }
 
@@ -153,17 +175,11 @@ export class Spool {
         this.#copying = true;
       }
     }
-    const buffer = Buffer.allocUnsafe(MOVE_MAX);
-    let count: number;
-    try {
-      count = readSync(pipeFd, buffer, 0, MOVE_MAX, null);
-    } catch (error) {
-      if (hasCode(error, 'EAGAIN')) return null;
-      throw error;
-    }
-    writeFully(this.#fd, buffer.subarray(0, count), this.#end - this.#base);
-    this.#end += count;
-    return count;
+    const piece = readPipe(pipeFd);
+    if (piece === null || piece === 0) return piece;
+    writeFully(this.#fd, piece, this.#end - this.#base);
+    this.#end += piece.length;
+    return piece.length;
   }
 
   /** The bytes from stream offset `from` to the end. */
@@ -228,6 +244,18 @@ function createFile(directory: string, path: string): number {
     if (!hasCode(error, 'ENOENT')) throw error;
     mkdirSync(directory, { recursive: true, mode: 0o700 });
     return openSync(path, 'wx+', 0o600);
+  }
+}
+
+/** What a nonblocking pipe holds (up to 64 KiB) through memory: 0 at EOF, null while it is empty. */
+export function readPipe(pipeFd: number): Buffer | 0 | null {
+  const buffer = Buffer.allocUnsafe(MOVE_MAX);
+  try {
+    const count = readSync(pipeFd, buffer, 0, MOVE_MAX, null);
+    return count === 0 ? 0 : buffer.subarray(0, count);
+  } catch (error) {
+    if (hasCode(error, 'EAGAIN')) return null;
+    throw error;
   }
 }
 
