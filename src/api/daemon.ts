@@ -78,7 +78,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const manager = new Manager({ unitDirs: options.unitDirs, stateDir: options.stateDir, logs, notify, log: options.log, keeper, recovered });
   await manager.open();
   // The new keeper now holds everything the old one did: its manifest becomes the one that counts, and the old keeper ends.
-  if (!keeper.commit(previous)) options.log('warning', 'the new keeper did not confirm; the previous one keeps holding everything until the next start');
+  // Unconfirmed (a keeper slow to start), the old keeper keeps everything: the next daemon's
+  // takeover ends it (the new manifest names it as retiring), or this daemon's clean stop does.
+  const unretired = keeper.commit(previous) ? undefined : previous;
+  if (unretired !== undefined) options.log('warning', 'the new keeper did not confirm in time; the previous one keeps holding everything meanwhile');
   const server = new VarlinkServer({ vendor: 'holdfast', product: 'holdfast', version: '0.1.0', url: 'https://github.com/holdfast', identifyPeer, log: (level, text) => options.log(level === 'debug' ? 'info' : level, `api: ${text}`) });
   server.addInterface(managerInterface(manager, logs));
   // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
@@ -129,6 +132,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         notify.close({ unlink: true });
         await logs.close();
         keeper.stop();
+        if (unretired !== undefined) Keeper.retire(unretired);
       })();
       return closing;
     },

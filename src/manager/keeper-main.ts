@@ -10,8 +10,8 @@
  * now on this keeper's manifest is the one that counts) or `{"op":"sync"}`. Once committed, every change is
  * written to the manifest path given as argv[2], atomically.
  */
-import { native } from '../native.js';
-import { Pidfd, bootId } from '../pidfd/index.js';
+import { native, type RawMessage } from '../native.js';
+import { Pidfd, bootId, hasCode } from '../pidfd/index.js';
 import { writeJsonAtomic } from './state-file.js';
 import type { KeeperEntry, KeeperManifest } from './keeper.js';
 
@@ -67,7 +67,12 @@ function handle(text: string, fds: number[]): void {
   if (message.op === 'sync') {
     // Everything sent before this is in the manifest once this answer arrives.
     save();
-    native.sendMessage(CONTROL_FD, Buffer.from('{"op":"synced"}'));
+    try {
+      native.sendMessage(CONTROL_FD, Buffer.from('{"op":"synced"}'));
+    } catch (error) {
+      // The daemon that asked is gone already; what it handed over stays held.
+      if (!hasCode(error, 'EPIPE', 'ECONNRESET', 'EAGAIN')) throw error;
+    }
     return;
   }
   if (message.op === 'drop' && message.key !== undefined) {
@@ -82,12 +87,18 @@ function handle(text: string, fds: number[]): void {
 const watcher = native.watch(CONTROL_FD, () => {
   let changed = false;
   for (;;) {
-    const message = native.receiveMessage(CONTROL_FD, 65536);
+    let message: RawMessage | null;
+    try {
+      message = native.receiveMessage(CONTROL_FD, 65536);
+    } catch (error) {
+      // A daemon that died with a reply of ours unread resets the connection: it is gone all the same.
+      if (!hasCode(error, 'ECONNRESET')) throw error;
+      daemonGone();
+      break;
+    }
     if (message === null) break;
     if (message.data.length === 0 && message.fds.length === 0) {
-      // The daemon is gone. Hold on to everything until a new daemon takes it and ends us.
-      watcher.close();
-      if (!committed) process.exit(0);
+      daemonGone();
       break;
     }
     handle(message.data.toString('utf8'), message.fds);
@@ -95,6 +106,12 @@ const watcher = native.watch(CONTROL_FD, () => {
   }
   if (changed) save();
 });
+/** The daemon is gone. Hold on to everything until a new daemon takes it and ends us; uncommitted, nobody will. */
+function daemonGone(): void {
+  watcher.close();
+  if (!committed) process.exit(0);
+}
+
 process.on('SIGTERM', () => process.exit(0));
 // Holding fds is all the keeper does once the daemon is gone: nothing else keeps its loop alive.
 setInterval(() => {}, 2 ** 30);

@@ -167,6 +167,11 @@ export class Keeper {
     }
     return { fds: recovered, previous: keeper };
   }
+
+  /** Ends a keeper that is no longer needed (one {@link Keeper.commit} could not end), through its pidfd. */
+  static retire(keeper: Pidfd): void {
+    retire(keeper);
+  }
 }
 
 /** Ends a keeper that is no longer needed, through its pidfd. */

@@ -37,6 +37,67 @@ function roundTrip(writeFd: number, readFd: number, text: string): string {
 }
 
 describe('keeper hand-over', () => {
+  it('a daemon killed with a reply of the keeper unread leaves the keeper holding everything', async () => {
+    const manifest = join(dir, 'unread.json');
+    const [readFd, writeFd] = native.pipe(true);
+    const script = `
+      const { Keeper } = await import(${JSON.stringify(KEEPER_MODULE)});
+      const keeper = Keeper.start(${JSON.stringify(manifest)});
+      keeper.hold({ key: 'log:c.service:1:stdout', kind: 'log', unit: 'c.service', stream: 'stdout', spool: null }, 3);
+      keeper.commit(undefined);
+      keeper.sync();
+      keeper.sync(0); // asks again and does not wait: the answer arrives and stays unread
+      process.stdout.write(String(keeper.handle.pid) + '\\n');
+      setInterval(() => {}, 1000);`;
+    const daemon = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit', readFd] });
+    native.close(readFd);
+    const keeperPid = Number(await new Promise<string>((resolve) => daemon.stdout!.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
+    using keeper = Pidfd.open(keeperPid);
+    await new Promise((r) => setTimeout(r, 300));
+    daemon.kill('SIGKILL');
+    await new Promise((r) => daemon.once('exit', r));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(keeper.isAlive(), true, 'the keeper outlives a connection reset');
+    const { fds, previous } = Keeper.takeOver(manifest, () => {});
+    try {
+      assert.equal(fds.length, 1);
+      assert.equal(roundTrip(writeFd, fds[0]!.fd, 'held'), 'held');
+    } finally {
+      for (const entry of fds) native.close(entry.fd);
+      native.close(writeFd);
+      if (previous !== undefined) Keeper.retire(previous);
+    }
+  });
+
+  it('a new keeper too slow to confirm leaves the old one holding everything; the old one is ended later, never before', async () => {
+    const manifest = join(dir, 'slow.json');
+    const [readFd, writeFd] = native.pipe(true);
+    const first = Keeper.start(manifest);
+    first.hold({ key: 'log:b.service:1:stdout', kind: 'log', unit: 'b.service', stream: 'stdout', spool: null }, readFd);
+    assert.equal(first.commit(undefined), true);
+    assert.equal(first.sync(), true);
+    native.close(readFd);
+    const { fds, previous } = Keeper.takeOver(manifest, () => {});
+    const second = Keeper.start(manifest);
+    try {
+      second.hold(fds[0]!, fds[0]!.fd);
+      // A Node process is not up within a millisecond: the commit cannot be confirmed in time.
+      assert.equal(second.commit(previous, 1), false);
+      assert.equal(first.handle.isAlive(), true, 'the old keeper still holds everything');
+      assert.equal(roundTrip(writeFd, fds[0]!.fd, 'kept'), 'kept');
+      Keeper.retire(previous!);
+      await first.handle.exited;
+      assert.equal(first.handle.isAlive(), false);
+      await new Promise((r) => setTimeout(r, 0));
+      assert.equal(second.sync(), true, 'the new keeper took the commit once it was up');
+      assert.equal(manifestOf(manifest).pid, second.handle.pid);
+    } finally {
+      native.close(fds[0]!.fd);
+      native.close(writeFd);
+      second.stop();
+    }
+  });
+
   it('a daemon killed after taking over but before committing leaves the old keeper holding everything, and the new one ends', async () => {
     const manifest = join(dir, 'keeper.json');
     const [readFd, writeFd] = native.pipe(true);
