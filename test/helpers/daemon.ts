@@ -78,11 +78,12 @@ export async function startTestDaemon(units: Record<string, string> = {}, reuse?
     },
     async stop() {
       await client?.close();
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));
       }
-      rmSync(dir, { recursive: true, force: true });
+      // The keeper outlives the daemon by a moment and may still remove its own files meanwhile.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
       return child.exitCode;
     },
   };
