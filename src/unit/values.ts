@@ -4,6 +4,7 @@
  * {@link ValueResult} and never throws.
  */
 
+import { lookupSignalName, SIGRTMAX } from '../pidfd/signals.js';
 import { WHITESPACE } from './words.js';
 
 /** A parsed value, or a short reason it was refused (used after "Invalid X=…: "). */
@@ -206,43 +207,17 @@ export function parseMode(text: string): ValueResult<number> {
 // ---------------------------------------------------------------------------------------------
 // Signals
 
-/** The standard Linux signal numbers (x86, ARM, RISC-V, PowerPC, s390 share them). */
-export const SIGNALS: Readonly<Record<string, number>> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12,
-  PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22,
-  URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
-};
-/** First and last real-time signal as glibc programs see them (glibc keeps 32 and 33 for itself). */
-export const SIGRTMIN = 34;
-export const SIGRTMAX = 64;
+export { SIGNALS, SIGRTMAX, SIGRTMIN, signalName } from '../pidfd/signals.js';
 
-/** `SIGTERM`, `TERM`, `15`, `RTMIN+3`, `SIGRTMAX-1` -> a signal number. */
+/** `SIGTERM`, `TERM`, `SIGIOT`, `15`, `RTMIN+3`, `SIGRTMAX-1` -> a signal number (names from the one table in pidfd/signals). */
 export function parseSignal(text: string): ValueResult<number> {
   if (/^[+-]?\d+$/.test(text)) {
     const n = Number(text);
     return n >= 1 && n <= SIGRTMAX ? ok(n) : fail(`signal number ${text} is out of range`);
   }
-  const s = text.startsWith('SIG') ? text.slice(3) : text;
-  const n = Object.hasOwn(SIGNALS, s) ? SIGNALS[s] : undefined;
-  if (n !== undefined) return ok(n);
-  for (const [base, value, sign] of [['RTMIN', SIGRTMIN, '+'], ['RTMAX', SIGRTMAX, '-']] as const) {
-    if (!s.startsWith(base)) continue;
-    const rest = s.slice(base.length);
-    if (rest === '') return ok(value);
-    if (rest[0] !== sign || !/^[+-]\d+$/.test(rest)) break;
-    const off = Number(rest);
-    const sig = value + off;
-    if (sig < SIGRTMIN || sig > SIGRTMAX) return fail(`signal '${text}' is out of range`);
-    return ok(sig);
-  }
-  return fail(`'${text}' is not a signal`);
-}
-
-/** `15` -> `SIGTERM`; real-time signals as `SIGRTMIN+n`. */
-export function signalName(signal: number): string {
-  for (const [name, n] of Object.entries(SIGNALS)) if (n === signal) return 'SIG' + name;
-  if (signal >= SIGRTMIN && signal <= SIGRTMAX) return signal === SIGRTMIN ? 'SIGRTMIN' : `SIGRTMIN+${signal - SIGRTMIN}`;
-  return String(signal);
+  const found = lookupSignalName(text);
+  if ('signal' in found) return ok(found.signal);
+  return found.refused === 'out-of-range' ? fail(`signal '${text}' is out of range`) : fail(`'${text}' is not a signal`);
 }
 
 // ---------------------------------------------------------------------------------------------

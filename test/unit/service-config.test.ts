@@ -169,6 +169,8 @@ describe('[Service] restart', () => {
     assert.deepEqual(s.successExitStatus, { codes: [1, 75, 250], signals: [9, 15] });
     assert.deepEqual(s.restartPreventExitStatus, { codes: [3], signals: [] });
     assert.deepEqual(s.restartForceExitStatus, { codes: [203], signals: [6] });
+    // Every signal the table knows, not only 1–15: SIGXCPU is 24, SIGIOT an alias of SIGABRT.
+    assert.deepEqual(service(['SuccessExitStatus=SIGXCPU SIGIOT SIGRTMIN+1 SYS']).successExitStatus, { codes: [], signals: [6, 24, 31, 35] });
     assert.deepEqual(diags('[Service]\nExecStart=/bin/true\nSuccessExitStatus=1 bogus 300\n'), [
       "3 error Invalid SuccessExitStatus=: 'bogus' is neither an exit status nor a signal",
       "3 error Invalid SuccessExitStatus=: '300' is neither an exit status nor a signal",

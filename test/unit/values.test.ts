@@ -14,6 +14,9 @@ import {
   parseTimeSpanUsec,
   parseUnsigned,
   signalName,
+  SIGNALS,
+  SIGRTMAX,
+  SIGRTMIN,
   type ValueResult,
 } from '../../src/unit/index.js';
 
@@ -119,6 +122,30 @@ describe('parseSignal', () => {
     assert.equal(value(parseSignal('RTMAX')), 64);
     assert.equal(value(parseSignal('RTMAX-1')), 63);
     for (const bad of ['0', '65', 'SIGFOO', 'sigterm', 'RTMIN+31', 'RTMIN-1', 'RTMAX+1', '']) refused(parseSignal(bad));
+  });
+
+  it('takes every signal by both names, the aliases SIGIOT, SIGCLD, SIGPOLL, and every real-time signal from both ends', () => {
+    for (const [name, number] of Object.entries(SIGNALS)) {
+      assert.equal(value(parseSignal(name)), number, name);
+      assert.equal(value(parseSignal(`SIG${name}`)), number, `SIG${name}`);
+      assert.equal(signalName(number), `SIG${name}`);
+    }
+    assert.equal(Object.keys(SIGNALS).length, 31);
+    assert.deepEqual(['SIGIOT', 'IOT', 'SIGCLD', 'CLD', 'SIGPOLL', 'POLL', 'SIGXCPU', 'XCPU'].map((s) => value(parseSignal(s))), [6, 6, 17, 17, 29, 29, 24, 24]);
+    for (let n = SIGRTMIN; n <= SIGRTMAX; n++) {
+      assert.equal(value(parseSignal(`SIGRTMIN+${n - SIGRTMIN}`)), n);
+      assert.equal(value(parseSignal(`RTMAX-${SIGRTMAX - n}`)), n);
+      assert.equal(value(parseSignal(signalName(n))), n);
+      assert.equal(value(parseSignal(String(n))), n);
+    }
+  });
+
+  it('says why a signal is refused', () => {
+    assert.equal(refused(parseSignal('SIGWHAT')), "'SIGWHAT' is not a signal");
+    assert.equal(refused(parseSignal('sigterm')), "'sigterm' is not a signal");
+    assert.equal(refused(parseSignal('RTMIN+31')), "signal 'RTMIN+31' is out of range");
+    assert.equal(refused(parseSignal('SIGRTMAX-31')), "signal 'SIGRTMAX-31' is out of range");
+    assert.equal(refused(parseSignal('65')), 'signal number 65 is out of range');
   });
 
   it('names signals', () => {

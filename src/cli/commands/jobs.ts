@@ -5,7 +5,8 @@ import { UsageError } from '../command.js';
 import { clientOptions, explain, method, unitName, withDaemon } from '../client.js';
 import { printJson } from '../output.js';
 
-interface JobOutcome {
+/** A job's outcome as the daemon reports it. */
+export interface JobOutcome {
   unit: string;
   result: string;
   activeState: string;
@@ -18,7 +19,27 @@ const jobHelp = (verb: string, what: string): string => `Usage: holdfast ${verb}
 ${what} Waits until the job is done, as systemctl does (a Type=notify service counts as started
 once it sent READY=1); --no-block returns at once.
 
-Exit codes: 0 done; 1 the job failed (the reason is printed); 5 no such unit.`;
+Exit codes: 0 done; 1 the job failed or was canceled by another (the reason is printed); 5 no such unit.`;
+
+/**
+ * Why a job did not do what was asked, for stderr, or undefined when it did (`done`, or `skipped`
+ * for a condition that did not hold, which systemctl does not count as a failure either). A job
+ * canceled by a later one (a stop while a start waited for READY=1) failed as far as its caller
+ * goes, as with systemctl's "Job for X canceled.".
+ */
+export function jobFailure(job: JobOutcome): string | undefined {
+  switch (job.result) {
+    case 'done':
+    case 'skipped':
+      return undefined;
+    case 'unsupported':
+      return `${job.unit} cannot be reloaded (no ExecReload= and not Type=notify-reload)`;
+    case 'canceled':
+      return `job for ${job.unit} canceled (another job replaced it before it finished): the unit is ${job.activeState} (${job.subState}).`;
+    default:
+      return `job for ${job.unit} ${job.result === 'timeout' ? 'timed out' : 'failed'}: the unit is ${job.activeState} (${job.subState}), result '${job.serviceResult}'. See 'holdfast status ${job.unit}' and 'holdfast logs ${job.unit}'.`;
+  }
+}
 
 function jobVerb(verb: string, apiMethod: string, what: string): Command {
   return {
@@ -39,12 +60,9 @@ function jobVerb(verb: string, apiMethod: string, what: string): Command {
             explain(error);
           }
           outcomes.push(job);
-          if (job.result === 'failed' || job.result === 'timeout' || job.result === 'unsupported') {
+          const why = jobFailure(job);
+          if (why !== undefined) {
             exit = 1;
-            const why =
-              job.result === 'unsupported'
-                ? `${job.unit} cannot be reloaded (no ExecReload= and not Type=notify-reload)`
-                : `job for ${job.unit} ${job.result === 'timeout' ? 'timed out' : 'failed'}: the unit is ${job.activeState} (${job.subState}), result '${job.serviceResult}'. See 'holdfast status ${job.unit}' and 'holdfast logs ${job.unit}'.`;
             if (values.json !== true) process.stderr.write(`holdfast ${verb}: ${why}\n`);
           }
         }
