@@ -13,7 +13,11 @@ import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../hel
 const LINES = 100_000;
 const HALVES = 30;
 
-/** Every record of a unit on disk, oldest first, read straight from its files (rotated ones too). */
+/**
+ * Every record of a unit on disk, oldest first, read straight from its files (rotated ones too)
+ * while the daemon may be appending: a last line without its newline is a record still being
+ * written, skipped. A whole line that is not a record is what a crash must never leave, and fails.
+ */
 function storedRecords(d: TestDaemon, unit: string): LogRecord[] {
   const directory = join(d.dir, 'state', 'logs');
   const files = readdirSync(directory)
@@ -21,9 +25,16 @@ function storedRecords(d: TestDaemon, unit: string): LogRecord[] {
     .sort((a, b) => rank(b) - rank(a));
   const records: LogRecord[] = [];
   for (const name of files) {
-    for (const line of readFileSync(join(directory, name), 'utf8').split('\n')) {
+    const lines = readFileSync(join(directory, name), 'utf8').split('\n');
+    // After the last newline: '' when the file ends with a whole record, else one being written.
+    lines.pop();
+    for (const [index, line] of lines.entries()) {
       if (line === '') continue;
-      records.push(JSON.parse(line) as LogRecord);
+      try {
+        records.push(JSON.parse(line) as LogRecord);
+      } catch (error) {
+        assert.fail(`${name}:${index + 1} is not a whole record (${(error as Error).message}): ${line.slice(0, 120)}`);
+      }
     }
   }
   return records;
