@@ -25,7 +25,15 @@ function storedRecords(d: TestDaemon, unit: string): LogRecord[] {
     .sort((a, b) => rank(b) - rank(a));
   const records: LogRecord[] = [];
   for (const name of files) {
-    const lines = readFileSync(join(directory, name), 'utf8').split('\n');
+    let text: string;
+    try {
+      text = readFileSync(join(directory, name), 'utf8');
+    } catch (error) {
+      // Renamed away by a rotation since the listing: its records are missing this time, and the caller looks again.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
+    }
+    const lines = text.split('\n');
     // After the last newline: '' when the file ends with a whole record, else one being written.
     lines.pop();
     for (const [index, line] of lines.entries()) {

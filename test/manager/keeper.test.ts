@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Keeper, type KeeperManifest } from '../../src/manager/keeper.js';
+import { Keeper } from '../../src/manager/keeper/keeper.js';
+import { logPipeKey, type HeldLogPipe, type KeeperManifest } from '../../src/manager/keeper/protocol.js';
 import { native, POLLIN } from '../../src/native.js';
 import { Pidfd } from '../../src/pidfd/index.js';
 
@@ -22,7 +23,12 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const KEEPER_MODULE = fileURLToPath(new URL('../../src/manager/keeper.js', import.meta.url));
+const KEEPER_MODULE = fileURLToPath(new URL('../../src/manager/keeper/keeper.js', import.meta.url));
+
+/** What the daemon hands over for the stdout pipe of `unit`'s first capture. */
+function logItem(unit: string): HeldLogPipe {
+  return { key: logPipeKey(unit, 1, 'stdout'), kind: 'log', unit, stream: 'stdout', invocationId: null, pid: null, pidfdId: null, spool: null };
+}
 
 function manifestOf(path: string): KeeperManifest {
   return JSON.parse(readFileSync(path, 'utf8')) as KeeperManifest;
@@ -73,7 +79,7 @@ describe('keeper hand-over', () => {
     const manifest = join(dir, 'slow.json');
     const [readFd, writeFd] = native.pipe(true);
     const first = Keeper.start(manifest);
-    first.hold({ key: 'log:b.service:1:stdout', kind: 'log', unit: 'b.service', stream: 'stdout', spool: null }, readFd);
+    first.hold(logItem('b.service'), readFd);
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
@@ -102,7 +108,7 @@ describe('keeper hand-over', () => {
     const manifest = join(dir, 'keeper.json');
     const [readFd, writeFd] = native.pipe(true);
     const first = Keeper.start(manifest);
-    first.hold({ key: 'log:a.service:1:stdout', kind: 'log', unit: 'a.service', stream: 'stdout', spool: null }, readFd);
+    first.hold(logItem('a.service'), readFd);
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
