@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Keeper } from '../../src/manager/keeper/keeper.js';
-import { logPipeKey, type HeldLogPipe, type KeeperManifest } from '../../src/manager/keeper/protocol.js';
+import { decodeFromKeeper, encodeToKeeper, logPipeKey, type HeldLogPipe, type KeeperManifest } from '../../src/manager/keeper/protocol.js';
 import { native, POLLIN } from '../../src/native.js';
 import { Pidfd } from '../../src/pidfd/index.js';
 
@@ -153,6 +153,52 @@ describe('keeper hand-over', () => {
       native.close(writeFd);
       third.stop();
       next.close();
+    }
+  });
+});
+
+describe('keeper process', () => {
+  const KEEPER_MAIN = fileURLToPath(new URL('../../src/manager/keeper/main.js', import.meta.url));
+
+  it('drops malformed messages, closing the fds they came with, and goes on holding and answering', async () => {
+    const manifest = join(dir, 'malformed.json');
+    const [ours, theirs] = native.socketPair('seqpacket');
+    const [stderrRead, stderrWrite] = native.pipe(true);
+    const spawned = native.spawn({ file: process.execPath, argv: [process.execPath, KEEPER_MAIN, manifest], env: [], fds: [null, null, stderrWrite, theirs], session: 'setsid' });
+    native.close(theirs);
+    native.close(stderrWrite);
+    using keeper = Pidfd.adopt(spawned.pidfd, { pid: spawned.pid });
+    const [strayRead, strayWrite] = native.pipe(true);
+    const [keptRead, keptWrite] = native.pipe(true);
+    try {
+      const bad: [Buffer, number[]][] = [
+        // A record cut short, as a torn write would leave it, with an fd that must not leak.
+        [Buffer.from('{"op":"hold","item":{"key":"log:c.ser'), [strayRead]],
+        [encodeToKeeper({ op: 'hold', item: logItem('c.service') }), []],
+        [encodeToKeeper({ op: 'sync' }), [strayRead]],
+        [Buffer.from('{"op":"explode"}'), []],
+        [Buffer.from(JSON.stringify({ op: 'hold', item: { ...logItem('c.service'), unit: 'd.service' } })), [strayRead]],
+      ];
+      for (const [data, fds] of bad) native.sendMessage(ours, data, fds);
+      native.close(strayRead);
+      native.sendMessage(ours, encodeToKeeper({ op: 'hold', item: logItem('kept.service') }), [keptRead]);
+      native.sendMessage(ours, encodeToKeeper({ op: 'commit', retiring: null }));
+      native.sendMessage(ours, encodeToKeeper({ op: 'sync' }));
+      assert.ok(native.pollFd(ours, POLLIN, 10_000) > 0, 'the keeper answers');
+      const reply = native.receiveMessage(ours, 4096)!;
+      assert.deepEqual(decodeFromKeeper(reply.data), { op: 'synced' });
+      assert.equal(keeper.isAlive(), true);
+      assert.deepEqual(manifestOf(manifest).entries.map((e) => e.key), ['log:kept.service:1:stdout']);
+      assert.throws(() => writeSync(strayWrite, 'x'), { code: 'EPIPE' }, 'the fds of dropped messages were closed');
+      native.close(keptRead);
+      assert.equal(writeSync(keptWrite, 'x'), 1, 'the fd of the good message is held');
+      const buffer = Buffer.alloc(4096);
+      const said = buffer.toString('utf8', 0, readSync(stderrRead, buffer));
+      assert.equal(said.split('\n').filter((line) => line.startsWith('holdfast keeper: dropped a message: ')).length, bad.length, said);
+    } finally {
+      keeper.signal('SIGTERM');
+      await keeper.exited;
+      for (const fd of [ours, stderrRead, strayWrite, keptWrite]) native.close(fd);
     }
   });
 });
