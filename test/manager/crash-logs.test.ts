@@ -4,7 +4,7 @@
  * daemon looks at it, and a new daemon goes on from the last cursor stored with the records.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { LogRecord } from '../../src/manager/types.js';
@@ -89,6 +89,29 @@ describe('log lines across daemon SIGKILLs', () => {
       );
       const api = await d.call<{ records: LogRecord[] }>('Logs', { name: 'halves', lines: 3 });
       for (const record of api.records) assert.equal('cursor' in record, false, 'the spool cursor stays on disk, out of the API');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a record torn by a SIGKILL is cut off by the next daemon and stored again whole, never left mid-file', async () => {
+    let d = await startTestDaemon({ 'chop.service': "[Service]\nExecStart=/bin/sh -c 'for i in 1 2 3 4 5; do echo \"line $i\"; done; exec sleep 600'\n" });
+    try {
+      await d.call('Start', { name: 'chop' });
+      await eventually(() => (storedRecords(d, 'chop.service').filter((r) => r.stream === 'stdout').length >= 5 ? true : undefined), 'five lines stored');
+      await d.crash();
+      // What a SIGKILL in the middle of the write of the last record leaves: its start, cut inside its message.
+      const path = join(d.dir, 'state', 'logs', 'chop.service.jsonl');
+      const text = readFileSync(path, 'utf8');
+      const lastStart = text.lastIndexOf('\n', text.length - 2) + 1;
+      assert.match(text.slice(lastStart), /"message":"line 5"/);
+      truncateSync(path, text.indexOf('"line 5"', lastStart) + 4);
+      d = await startTestDaemon({}, d.dir);
+      const messages = await eventually(() => {
+        const records = storedRecords(d, 'chop.service').filter((r) => r.stream === 'stdout');
+        return records.length >= 5 ? records.map((r) => r.message) : undefined;
+      }, 'the torn line stored again');
+      assert.deepEqual(messages, ['line 1', 'line 2', 'line 3', 'line 4', 'line 5']);
     } finally {
       await d.stop();
     }
