@@ -31,10 +31,21 @@ const held = new Map<string, HeldFd>();
 let committed = false;
 let retiring: RetiringKeeper | null = null;
 
-function save(): void {
-  if (!committed) return;
+/**
+ * Writes the manifest (once committed). A write that fails (a full disk) is said on stderr and
+ * leaves the previous manifest: the keeper goes on holding everything, and the next change or
+ * sync tries again.
+ */
+function save(): boolean {
+  if (!committed) return true;
   const manifest = manifestJson({ pid: process.pid, pidfdId: self.id?.toString() ?? null, bootId: bootId(), entries: [...held.values()], retiring });
-  writeJsonAtomic(manifestPath!, manifest);
+  try {
+    writeJsonAtomic(manifestPath!, manifest);
+    return true;
+  } catch (error) {
+    process.stderr.write(`holdfast keeper: could not write ${manifestPath!}: ${(error as Error).message}\n`);
+    return false;
+  }
 }
 
 /** Reads one message; a bad one is said on stderr and its fds are closed. */
@@ -72,8 +83,9 @@ function handle(message: ToKeeper, fds: number[]): void {
       save();
       return;
     case 'sync':
-      // Everything sent before this is in the manifest once this answer arrives.
-      save();
+      // Everything sent before this is in the manifest once this answer arrives; unwritten, no
+      // answer, and the daemon says the keeper did not confirm.
+      if (!save()) return;
       try {
         native.sendMessage(CONTROL_FD, encodeFromKeeper({ op: 'synced' }));
       } catch (error) {
