@@ -8,7 +8,7 @@ import { native } from '../native.js';
 import { Manager } from '../manager/manager.js';
 import { LogStore } from '../manager/logs/index.js';
 import { NotifyServer } from '../manager/notify-server.js';
-import { Keeper } from '../manager/keeper.js';
+import { Keeper } from '../manager/keeper/keeper.js';
 import { managerInterface, reexecInterface } from './manager-interface.js';
 import { VarlinkServer, type PeerIdentity } from './varlink/index.js';
 import { features } from '../pidfd/index.js';

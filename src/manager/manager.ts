@@ -22,7 +22,8 @@ import { withTimeout } from './timers.js';
 import { ServiceUnit, type JobResult, type RecoveredControl } from './service.js';
 import type { ServiceHost, SpawnIo } from './service-host.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
-import type { Keeper, RecoveredFd } from './keeper.js';
+import type { Keeper, RecoveredFd } from './keeper/keeper.js';
+import { logPipeKey, pidfdKey } from './keeper/protocol.js';
 import { readJson, writeJsonAtomic } from './state-file.js';
 import { readSlots, SlotWriter } from './state-slots.js';
 import { sessionOf } from './session.js';
@@ -300,7 +301,7 @@ export class Manager extends EventEmitter {
       for (const stream of ['stdout', 'stderr'] as const) {
         const fd = capture.readFds[stream];
         if (fd === null) continue;
-        const key = `log:${unit}:${seq}:${stream}`;
+        const key = logPipeKey(unit, seq, stream);
         if (!keys.includes(key)) keys.push(key);
         keeper.hold({ key, kind: 'log', unit, stream, invocationId: writer.invocationId, pid: w.pid, pidfdId: w.pidfdId, spool: capture.spoolIds?.[stream] ?? null }, fd);
       }
@@ -723,7 +724,7 @@ export class Manager extends EventEmitter {
       this.reaper.track(handle.pid, settle);
       // The keeper's copy keeps the exit status readable (PIDFD_INFO_EXIT) if this daemon dies first.
       const keeper = this.#options.keeper;
-      const key = `pidfd:${handle.pid}:${handle.id ?? ''}`;
+      const key = pidfdKey(handle.pid, handle.id);
       keeper?.hold({ key, kind: 'pidfd', pid: handle.pid, pidfdId: handle.id?.toString() ?? null }, handle.fd);
       let ppid: number | undefined;
       try {

@@ -4,7 +4,7 @@
  * daemon looks at it, and a new daemon goes on from the last cursor stored with the records.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { LogRecord } from '../../src/manager/types.js';
@@ -13,7 +13,11 @@ import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../hel
 const LINES = 100_000;
 const HALVES = 30;
 
-/** Every record of a unit on disk, oldest first, read straight from its files (rotated ones too). */
+/**
+ * Every record of a unit on disk, oldest first, read straight from its files (rotated ones too)
+ * while the daemon may be appending: a last line without its newline is a record still being
+ * written, skipped. A whole line that is not a record is what a crash must never leave, and fails.
+ */
 function storedRecords(d: TestDaemon, unit: string): LogRecord[] {
   const directory = join(d.dir, 'state', 'logs');
   const files = readdirSync(directory)
@@ -21,9 +25,24 @@ function storedRecords(d: TestDaemon, unit: string): LogRecord[] {
     .sort((a, b) => rank(b) - rank(a));
   const records: LogRecord[] = [];
   for (const name of files) {
-    for (const line of readFileSync(join(directory, name), 'utf8').split('\n')) {
+    let text: string;
+    try {
+      text = readFileSync(join(directory, name), 'utf8');
+    } catch (error) {
+      // Renamed away by a rotation since the listing: its records are missing this time, and the caller looks again.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw error;
+    }
+    const lines = text.split('\n');
+    // After the last newline: '' when the file ends with a whole record, else one being written.
+    lines.pop();
+    for (const [index, line] of lines.entries()) {
       if (line === '') continue;
-      records.push(JSON.parse(line) as LogRecord);
+      try {
+        records.push(JSON.parse(line) as LogRecord);
+      } catch (error) {
+        assert.fail(`${name}:${index + 1} is not a whole record (${(error as Error).message}): ${line.slice(0, 120)}`);
+      }
     }
   }
   return records;
@@ -70,6 +89,29 @@ describe('log lines across daemon SIGKILLs', () => {
       );
       const api = await d.call<{ records: LogRecord[] }>('Logs', { name: 'halves', lines: 3 });
       for (const record of api.records) assert.equal('cursor' in record, false, 'the spool cursor stays on disk, out of the API');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a record torn by a SIGKILL is cut off by the next daemon and stored again whole, never left mid-file', async () => {
+    let d = await startTestDaemon({ 'chop.service': "[Service]\nExecStart=/bin/sh -c 'for i in 1 2 3 4 5; do echo \"line $i\"; done; exec sleep 600'\n" });
+    try {
+      await d.call('Start', { name: 'chop' });
+      await eventually(() => (storedRecords(d, 'chop.service').filter((r) => r.stream === 'stdout').length >= 5 ? true : undefined), 'five lines stored');
+      await d.crash();
+      // What a SIGKILL in the middle of the write of the last record leaves: its start, cut inside its message.
+      const path = join(d.dir, 'state', 'logs', 'chop.service.jsonl');
+      const text = readFileSync(path, 'utf8');
+      const lastStart = text.lastIndexOf('\n', text.length - 2) + 1;
+      assert.match(text.slice(lastStart), /"message":"line 5"/);
+      truncateSync(path, text.indexOf('"line 5"', lastStart) + 4);
+      d = await startTestDaemon({}, d.dir);
+      const messages = await eventually(() => {
+        const records = storedRecords(d, 'chop.service').filter((r) => r.stream === 'stdout');
+        return records.length >= 5 ? records.map((r) => r.message) : undefined;
+      }, 'the torn line stored again');
+      assert.deepEqual(messages, ['line 1', 'line 2', 'line 3', 'line 4', 'line 5']);
     } finally {
       await d.stop();
     }

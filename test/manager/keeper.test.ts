@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Keeper, type KeeperManifest } from '../../src/manager/keeper.js';
+import { Keeper } from '../../src/manager/keeper/keeper.js';
+import { decodeFromKeeper, encodeToKeeper, logPipeKey, type HeldLogPipe, type KeeperManifest } from '../../src/manager/keeper/protocol.js';
 import { native, POLLIN } from '../../src/native.js';
 import { Pidfd } from '../../src/pidfd/index.js';
 
@@ -22,7 +23,12 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const KEEPER_MODULE = fileURLToPath(new URL('../../src/manager/keeper.js', import.meta.url));
+const KEEPER_MODULE = fileURLToPath(new URL('../../src/manager/keeper/keeper.js', import.meta.url));
+
+/** What the daemon hands over for the stdout pipe of `unit`'s first capture. */
+function logItem(unit: string): HeldLogPipe {
+  return { key: logPipeKey(unit, 1, 'stdout'), kind: 'log', unit, stream: 'stdout', invocationId: null, pid: null, pidfdId: null, spool: null };
+}
 
 function manifestOf(path: string): KeeperManifest {
   return JSON.parse(readFileSync(path, 'utf8')) as KeeperManifest;
@@ -73,7 +79,7 @@ describe('keeper hand-over', () => {
     const manifest = join(dir, 'slow.json');
     const [readFd, writeFd] = native.pipe(true);
     const first = Keeper.start(manifest);
-    first.hold({ key: 'log:b.service:1:stdout', kind: 'log', unit: 'b.service', stream: 'stdout', spool: null }, readFd);
+    first.hold(logItem('b.service'), readFd);
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
@@ -102,7 +108,7 @@ describe('keeper hand-over', () => {
     const manifest = join(dir, 'keeper.json');
     const [readFd, writeFd] = native.pipe(true);
     const first = Keeper.start(manifest);
-    first.hold({ key: 'log:a.service:1:stdout', kind: 'log', unit: 'a.service', stream: 'stdout', spool: null }, readFd);
+    first.hold(logItem('a.service'), readFd);
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
@@ -147,6 +153,52 @@ describe('keeper hand-over', () => {
       native.close(writeFd);
       third.stop();
       next.close();
+    }
+  });
+});
+
+describe('keeper process', () => {
+  const KEEPER_MAIN = fileURLToPath(new URL('../../src/manager/keeper/main.js', import.meta.url));
+
+  it('drops malformed messages, closing the fds they came with, and goes on holding and answering', async () => {
+    const manifest = join(dir, 'malformed.json');
+    const [ours, theirs] = native.socketPair('seqpacket');
+    const [stderrRead, stderrWrite] = native.pipe(true);
+    const spawned = native.spawn({ file: process.execPath, argv: [process.execPath, KEEPER_MAIN, manifest], env: [], fds: [null, null, stderrWrite, theirs], session: 'setsid' });
+    native.close(theirs);
+    native.close(stderrWrite);
+    using keeper = Pidfd.adopt(spawned.pidfd, { pid: spawned.pid });
+    const [strayRead, strayWrite] = native.pipe(true);
+    const [keptRead, keptWrite] = native.pipe(true);
+    try {
+      const bad: [Buffer, number[]][] = [
+        // A record cut short, as a torn write would leave it, with an fd that must not leak.
+        [Buffer.from('{"op":"hold","item":{"key":"log:c.ser'), [strayRead]],
+        [encodeToKeeper({ op: 'hold', item: logItem('c.service') }), []],
+        [encodeToKeeper({ op: 'sync' }), [strayRead]],
+        [Buffer.from('{"op":"explode"}'), []],
+        [Buffer.from(JSON.stringify({ op: 'hold', item: { ...logItem('c.service'), unit: 'd.service' } })), [strayRead]],
+      ];
+      for (const [data, fds] of bad) native.sendMessage(ours, data, fds);
+      native.close(strayRead);
+      native.sendMessage(ours, encodeToKeeper({ op: 'hold', item: logItem('kept.service') }), [keptRead]);
+      native.sendMessage(ours, encodeToKeeper({ op: 'commit', retiring: null }));
+      native.sendMessage(ours, encodeToKeeper({ op: 'sync' }));
+      assert.ok(native.pollFd(ours, POLLIN, 10_000) > 0, 'the keeper answers');
+      const reply = native.receiveMessage(ours, 4096)!;
+      assert.deepEqual(decodeFromKeeper(reply.data), { op: 'synced' });
+      assert.equal(keeper.isAlive(), true);
+      assert.deepEqual(manifestOf(manifest).entries.map((e) => e.key), ['log:kept.service:1:stdout']);
+      assert.throws(() => writeSync(strayWrite, 'x'), { code: 'EPIPE' }, 'the fds of dropped messages were closed');
+      native.close(keptRead);
+      assert.equal(writeSync(keptWrite, 'x'), 1, 'the fd of the good message is held');
+      const buffer = Buffer.alloc(4096);
+      const said = buffer.toString('utf8', 0, readSync(stderrRead, buffer));
+      assert.equal(said.split('\n').filter((line) => line.startsWith('holdfast keeper: dropped a message: ')).length, bad.length, said);
+    } finally {
+      keeper.signal('SIGTERM');
+      await keeper.exited;
+      for (const fd of [ours, stderrRead, strayWrite, keptWrite]) native.close(fd);
     }
   });
 });

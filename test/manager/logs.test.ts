@@ -4,7 +4,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -365,25 +365,48 @@ describe('LogStore', () => {
     assert.throws(() => store.append('m.service', { message: 'late' }), { code: 'EBADF' });
   });
 
-  it('continues an existing file after a restart, ending a torn last line first', async () => {
+  it('continues an existing file after a crash tore its last record: the torn part is cut off, never left mid-file', async () => {
     const directory = freshDir();
+    const path = join(directory, 'torn.service.jsonl');
     const first = await LogStore.open({ directory });
     first.append('torn.service', record(1));
     first.append('torn.service', record(2));
     await first.close();
-    // A crash in the middle of a write left half a record.
-    writeFileSync(join(directory, 'torn.service.jsonl'), '{"time":17000000', { flag: 'a' });
-    const second = await LogStore.open({ directory });
+    // What a SIGKILL in the middle of a write leaves: the start of a record, cut inside a string.
+    const whole = `${JSON.stringify({ ...record(3), stream: 'stdout' })}\n`;
+    writeFileSync(path, whole.slice(0, whole.indexOf('message 0003') + 5), { flag: 'a' });
+    const warnings: string[] = [];
+    const second = await LogStore.open({ directory, log: (level, text) => warnings.push(`${level}: ${text}`) });
     try {
-      second.append('torn.service', record(3));
+      second.append('torn.service', record(4));
       const messages = (await second.read('torn.service')).map((r) => r.message);
-      assert.deepEqual(messages, ['message 0001', 'message 0002', 'message 0003']);
-      const text = readFileSync(join(directory, 'torn.service.jsonl'), 'utf8');
-      assert.equal(text.split('\n').length - 1, 4, 'the torn line was ended, the new record is whole');
+      assert.deepEqual(messages, ['message 0001', 'message 0002', 'message 0004']);
+      const lines = readFileSync(path, 'utf8').split('\n');
+      assert.equal(lines.pop(), '', 'the file ends with a whole record');
+      assert.equal(lines.length, 3);
+      for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), `a whole record on every line, not ${line}`);
+      assert.equal(warnings.filter((w) => w.includes('torn by a crash')).length, 1, warnings.join('\n'));
     } finally {
       await second.close();
     }
     assert.equal(existsSync(join(directory, 'torn.service.jsonl.1')), false);
+  });
+
+  it('reads a file whose last record is still being written, and skips (and reports) a torn line in the middle', async () => {
+    const directory = freshDir();
+    mkdirSync(directory, { recursive: true });
+    const line = (i: number): string => `${JSON.stringify({ ...record(i), stream: 'stdout' })}\n`;
+    // A torn line ended by a newline (what the store once made of a crash), then a record still being written.
+    writeFileSync(join(directory, 'w.service.jsonl'), line(1) + line(2).slice(0, 40) + '\n' + line(3) + line(4).slice(0, 50));
+    const warnings: string[] = [];
+    const store = await LogStore.open({ directory, log: (level, text) => warnings.push(`${level}: ${text}`) });
+    try {
+      assert.deepEqual((await store.read('w.service')).map((r) => r.message), ['message 0001', 'message 0003']);
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /skipped 1 line\(s\)/);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -14,6 +14,7 @@ import { RateLimitedLog, stderrLogger, type Logger } from '../rate-limited-log.j
 import { LogCapture, makePipes, type CaptureFromFdsOptions, type CaptureOptions, type LogSink } from './capture.js';
 import { nowMicros } from './clock.js';
 import { DEFAULT_LINE_MAX, LineSplitter } from './lines.js';
+import { parseRecords, wholeRecordsEnd } from './records.js';
 import { cursorText, lastCursorIn, listSpools, Spool } from './spool.js';
 
 /** Default size at which a unit's file is rotated. */
@@ -244,7 +245,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
 
   /**
    * Records oldest → newest, across the rotated files, after every record appended so far was
-   * written. Lines that do not parse (a crash in the middle of a write) are skipped.
+   * written. A last line without its newline is not a record yet; a whole line that is not a
+   * record is skipped, and said so (rate-limited).
    */
   async read(unit: string, options: ReadOptions = {}): Promise<LogRecord[]> {
     const u = this.#unit(unit);
@@ -538,19 +540,18 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   }
 
   async #openFile(u: UnitLog): Promise<void> {
-    // a+: appends, and reads the last byte below.
+    // a+: appends, and reads the tail below.
     const handle = await fsp.open(u.path, 'a+', 0o640);
     try {
       const { size } = await handle.stat();
-      u.size = size;
-      if (size > 0) {
-        // A crash in the middle of a write leaves half a line: end it, so the next record stays whole.
-        const last = Buffer.alloc(1);
-        await handle.read(last, 0, 1, size - 1);
-        if (last[0] !== 0x0a) {
-          await handle.write('\n');
-          u.size++;
-        }
+      u.size = await wholeRecordsEnd(handle, size);
+      if (u.size < size) {
+        // A SIGKILL in the middle of a write (the kernel stops a write between two pages) left the
+        // start of a record. Cut it off: appended after, it would stay a torn line in the middle of
+        // the file. What it held is not lost: its lines are still in the spool beyond the last whole
+        // record's cursor, and are stored again.
+        await handle.truncate(u.size);
+        this.#limited.write('warning', `logs: ${u.unit}: cut ${size - u.size} byte(s) of a record torn by a crash off the end of ${u.path}`);
       }
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -587,7 +588,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     for (const path of this.#paths(u)) {
       const text = await readIfPresent(path);
       if (text === undefined) continue;
-      const records = parseRecords(text);
+      const { records, torn } = parseRecords(text);
+      if (torn > 0) this.#limited.write('warning', `logs: ${u.unit}: skipped ${torn} line(s) of ${path} that are not whole records`);
       const matching = records.filter((r) => (since === undefined || r.time >= since) && (invocationId === undefined || r.invocationId === invocationId));
       collected = matching.concat(collected);
       if (lines !== undefined && collected.length >= lines) break;
@@ -610,36 +612,6 @@ function byteRange(parts: Buffer[], from: number, to: number): Buffer[] {
     if (offset >= to) break;
   }
   return out;
-}
-
-/** Records of one file; lines that are not a record (a torn write) are skipped. */
-function parseRecords(text: string): LogRecord[] {
-  const out: LogRecord[] = [];
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end === -1) end = text.length;
-    if (end > start) {
-      try {
-        const value = JSON.parse(text.slice(start, end)) as unknown;
-        if (isRecord(value)) {
-          // The spool cursor is bookkeeping for crash recovery, not part of the record.
-          delete (value as { cursor?: unknown }).cursor;
-          out.push(value);
-        }
-      } catch {
-        // A torn line: skipped.
-      }
-    }
-    start = end + 1;
-  }
-  return out;
-}
-
-function isRecord(value: unknown): value is LogRecord {
-  if (typeof value !== 'object' || value === null) return false;
-  const r = value as Record<string, unknown>;
-  return typeof r['time'] === 'number' && typeof r['message'] === 'string' && (r['stream'] === 'stdout' || r['stream'] === 'stderr' || r['stream'] === 'manager');
 }
 
 /** A unit name makes a file name: no separators, no dot-names, no NUL. */

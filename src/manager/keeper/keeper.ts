@@ -1,36 +1,17 @@
 /**
- * The daemon's side of the keeper (see keeper-main.ts): start one, hand it fds, take them back
- * after a crash. Everything a new daemon needs to find the old keeper is in its manifest, and the
- * keeper itself is checked by pidfd id before anything is taken from it.
+ * The daemon's side of the keeper (see main.ts): start one, hand it fds, take them back after a
+ * crash or across a re-exec (one path for both, see protocol.ts). Everything a new daemon needs to
+ * find the old keeper is in its manifest, and the keeper itself is checked by pidfd id before
+ * anything is taken from it. Every message and key is protocol.ts's.
  */
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { native, POLLIN } from '../native.js';
-import { bootId, hasCode, Pidfd } from '../pidfd/index.js';
-import { readJson } from './state-file.js';
+import { native, POLLIN } from '../../native.js';
+import { bootId, hasCode, Pidfd } from '../../pidfd/index.js';
+import { readJson } from '../state-file.js';
+import { decodeFromKeeper, decodeManifest, encodeToKeeper, KeeperProtocolError, MAX_MESSAGE_BYTES, type HeldFd, type HeldItem, type KeeperManifest, type ToKeeper } from './protocol.js';
 
-/** What one held fd is. */
-export interface KeeperEntry {
-  key: string;
-  kind: 'log' | 'pidfd' | 'notify';
-  unit?: string;
-  stream?: 'stdout' | 'stderr';
-  invocationId?: string | null;
-  pid?: number | null;
-  pidfdId?: string | null;
-  /** For a log pipe: the spool its reader moves bytes into (logs/spool.ts). */
-  spool?: string | null;
-}
-
-/** The keeper's manifest file. */
-export interface KeeperManifest {
-  pid: number;
-  pidfdId: string | null;
-  bootId: string;
-  entries: (KeeperEntry & { fd: number })[];
-  /** A previous keeper this one replaced, to be ended by whoever takes over should the daemon die before it did. */
-  retiring?: { pid: number; pidfdId: string } | null;
-}
+export type { HeldItem, KeeperManifest } from './protocol.js';
 
 /** What {@link Keeper.takeOver} brings back: the fds, and the old keeper, still holding its copies. */
 export interface TakenOver {
@@ -40,9 +21,9 @@ export interface TakenOver {
 }
 
 /** A taken-back fd with what it is; the daemon owns `fd` now. */
-export type RecoveredFd = KeeperEntry & { fd: number };
+export type RecoveredFd = HeldFd;
 
-const KEEPER_SCRIPT = fileURLToPath(new URL('./keeper-main.js', import.meta.url));
+const KEEPER_SCRIPT = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** A running keeper this daemon started. */
 export class Keeper {
@@ -74,21 +55,21 @@ export class Keeper {
     }
   }
 
-  /** Gives the keeper a copy of `fd` under `entry.key` (replacing an older one with that key). */
-  hold(entry: KeeperEntry, fd: number): void {
-    if (this.#closed) return;
-    try {
-      native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'hold', entry })), [fd]);
-    } catch (error) {
-      if (!hasCode(error, 'EAGAIN', 'EPIPE', 'ECONNREFUSED')) throw error;
-    }
+  /** Gives the keeper a copy of `fd` under `item.key` (replacing an older one with that key). */
+  hold(item: HeldItem, fd: number): void {
+    this.#send({ op: 'hold', item }, [fd]);
   }
 
   /** Lets the keeper close its copy. */
   drop(key: string): void {
+    this.#send({ op: 'drop', key });
+  }
+
+  /** Sends one message; a keeper that is gone or full loses it (what it holds is then lost anyway). */
+  #send(message: ToKeeper, fds: number[] = []): void {
     if (this.#closed) return;
     try {
-      native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'drop', key })));
+      native.sendMessage(this.#socket, encodeToKeeper(message), fds);
     } catch (error) {
       if (!hasCode(error, 'EAGAIN', 'EPIPE', 'ECONNREFUSED')) throw error;
     }
@@ -102,7 +83,7 @@ export class Keeper {
   commit(previous: Pidfd | undefined, timeoutMs = 5000): boolean {
     if (this.#closed) return false;
     const retiring = previous === undefined || previous.id === undefined ? null : { pid: previous.pid, pidfdId: previous.id.toString() };
-    native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'commit', retiring })));
+    native.sendMessage(this.#socket, encodeToKeeper({ op: 'commit', retiring }));
     if (previous === undefined) return true;
     const confirmed = this.sync(timeoutMs);
     // Unconfirmed, the old keeper stays: its manifest still stands and it still holds everything.
@@ -113,15 +94,20 @@ export class Keeper {
   /** Waits (synchronously, bounded) until the keeper has recorded everything sent so far. */
   sync(timeoutMs = 5000): boolean {
     if (this.#closed) return false;
-    native.sendMessage(this.#socket, Buffer.from(JSON.stringify({ op: 'sync' })));
+    native.sendMessage(this.#socket, encodeToKeeper({ op: 'sync' }));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0 || native.pollFd(this.#socket, POLLIN, left) === 0) return false;
-      const reply = native.receiveMessage(this.#socket, 4096);
+      const reply = native.receiveMessage(this.#socket, MAX_MESSAGE_BYTES);
       if (reply === null) continue;
       for (const fd of reply.fds) native.close(fd);
-      if (reply.data.toString('utf8').includes('"synced"')) return true;
+      try {
+        if (decodeFromKeeper(reply.data).op === 'synced') return true;
+      } catch (error) {
+        // Not an answer: the keeper says nothing else, so wait on for the one that is.
+        if (!(error instanceof KeeperProtocolError)) throw error;
+      }
     }
   }
 
@@ -141,9 +127,20 @@ export class Keeper {
    * ending it) is ended here.
    */
   static takeOver(manifestPath: string, log: (text: string) => void): TakenOver {
-    const manifest = readJson<KeeperManifest>(manifestPath);
-    if (manifest === undefined || manifest.bootId !== bootId() || manifest.pidfdId === null) return { fds: [], previous: undefined };
-    if (manifest.retiring !== undefined && manifest.retiring !== null) {
+    const raw = readJson<unknown>(manifestPath);
+    if (raw === undefined) return { fds: [], previous: undefined };
+    let manifest: KeeperManifest;
+    try {
+      const decoded = decodeManifest(raw);
+      manifest = decoded.manifest;
+      for (const reason of decoded.rejected) log(`the keeper's manifest lists something that is not a keeper entry; left with it: ${reason}`);
+    } catch (error) {
+      if (!(error instanceof KeeperProtocolError)) throw error;
+      log(`the keeper's manifest ${manifestPath} is not one (${error.message}); nothing to take over`);
+      return { fds: [], previous: undefined };
+    }
+    if (manifest.bootId !== bootId() || manifest.pidfdId === null) return { fds: [], previous: undefined };
+    if (manifest.retiring !== null) {
       try {
         retire(Pidfd.verify(manifest.retiring.pid, manifest.retiring.pidfdId));
       } catch {
