@@ -9,6 +9,7 @@ import { Manager } from '../manager/manager.js';
 import { LogStore } from '../manager/logs/index.js';
 import { NotifyServer } from '../manager/notify-server.js';
 import { Keeper } from '../manager/keeper/keeper.js';
+import { KEEPER_MANIFEST_FILE, NOTIFY_KEY } from '../manager/keeper/protocol.js';
 import { managerInterface, reexecInterface } from './manager-interface.js';
 import { VarlinkServer, type PeerIdentity } from './varlink/index.js';
 import { features } from '../pidfd/index.js';
@@ -64,7 +65,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   mkdirSync(options.runtimeDir, { recursive: true, mode: 0o755 });
   // What a crashed predecessor's keeper still holds comes back first, then a new keeper takes over.
-  const manifest = join(options.stateDir, 'keeper.json');
+  const manifest = join(options.stateDir, KEEPER_MANIFEST_FILE);
   const { fds: recovered, previous } = Keeper.takeOver(manifest, (text) => options.log('warning', text));
   if (recovered.length > 0) options.log('info', `took over ${recovered.length} fd(s) from the previous daemon's keeper`);
   const keeper = Keeper.start(manifest);
@@ -74,7 +75,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const heldNotify = recovered.find((entry) => entry.kind === 'notify');
   // The old notify socket still holds what services sent while no daemon listened.
   const notify = heldNotify !== undefined ? NotifyServer.adopt({ fd: heldNotify.fd, path: notifyPath, log: notifyLog }) : NotifyServer.open({ path: notifyPath, log: notifyLog });
-  keeper.hold({ key: 'notify', kind: 'notify' }, notify.fd);
+  keeper.hold({ key: NOTIFY_KEY, kind: 'notify' }, notify.fd);
   const manager = new Manager({ unitDirs: options.unitDirs, stateDir: options.stateDir, logs, notify, log: options.log, keeper, recovered });
   await manager.open();
   // The new keeper now holds everything the old one did: its manifest becomes the one that counts, and the old keeper ends.
