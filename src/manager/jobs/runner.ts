@@ -150,6 +150,15 @@ export class JobRunner {
       job.state = 'running';
       void this.#run(job);
     }
+    // Jobs of separate transactions can wait for each other in a circle no single transaction shows
+    // (two stops of units ordered both ways). Nothing would ever move: the oldest goes ahead.
+    const jobs = [...this.#jobs];
+    const stuck = jobs.find((j) => j.state === 'waiting');
+    if (stuck !== undefined && !jobs.some((j) => j.state === 'running')) {
+      this.#options.note?.(stuck.unit, 'warning', `its ${stuck.type} job waits in an ordering cycle with jobs of other requests; running it first`);
+      stuck.state = 'running';
+      void this.#run(stuck);
+    }
   }
 
   #runnable(job: LiveJob): boolean {

@@ -310,3 +310,22 @@ describe('job runner: propagation at run time', () => {
     assert.deepEqual(s.units.log, ['bound:stop', 'a:stop', 'a:start', 'bound:start']);
   });
 });
+
+describe('job runner: jobs of separate requests', () => {
+  it('two stops of units ordered both ways, asked for separately, do not wait for each other forever', async () => {
+    // x stops first (it is ordered after both), so the two stops are queued together behind it.
+    const s = setup({ a: { state: 'active', after: ['b'] }, b: { state: 'active', after: ['a'] }, x: { state: 'active', after: ['a', 'b'] } });
+    s.submit({ type: 'stop', unit: 'x' });
+    const ja = s.submit({ type: 'stop', unit: 'a' });
+    const jb = s.submit({ type: 'stop', unit: 'b' });
+    await flush();
+    assert.deepEqual(s.units.running(), ['x:stop']);
+    await s.units.end('x');
+    assert.equal(s.units.running().length, 1);
+    await s.units.end(s.units.running()[0]!.split(':')[0]!);
+    await s.units.end(s.units.running()[0]!.split(':')[0]!);
+    assert.equal(ja.end?.result, 'done');
+    assert.equal(jb.end?.result, 'done');
+    assert.ok(s.notes.some((n) => /waits in an ordering cycle with jobs of other requests/.test(n)));
+  });
+});
