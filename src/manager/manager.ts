@@ -291,6 +291,9 @@ export class Manager extends EventEmitter {
     const ignored = [...new Set(missing.filter((m) => !m.name.endsWith('.service')).map((m) => m.name))];
     if (ignored.length > 0) this.#noteUnit(unit, 'warning', `ignoring dependencies on units holdfast does not load: ${ignored.join(', ')}`);
     for (const error of errors) this.#noteUnit(unit, 'error', `${type} refused: ${error}`);
+    // The caller hears back once every job of its request is done (a conflicting unit is down, the
+    // units that are part of this one are stopped too), with the result of the job it asked for.
+    await submission.settled;
     return this.#outcome(unit, await submission.anchor);
   }
 
@@ -421,7 +424,7 @@ export class Manager extends EventEmitter {
   /** Stops every unit through the job engine (ordered as After=/Before= say, in reverse) and releases what the manager holds. */
   async shutdown(): Promise<void> {
     const active = [...this.units.values()].filter((u) => u.activeState !== 'inactive' && u.activeState !== 'failed');
-    await Promise.all(active.map((u) => this.#jobs.submit({ type: 'stop', unit: u.name }).anchor));
+    await Promise.all(active.map((u) => this.#jobs.submit({ type: 'stop', unit: u.name }).settled));
     for (const unit of this.units.values()) unit.dispose();
     this.#persistNow();
     this.cgroups?.removeAll(this.units.keys());
