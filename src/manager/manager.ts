@@ -300,7 +300,8 @@ export class Manager extends EventEmitter {
   #outcome(unit: ServiceUnit, end: JobEnd): JobOutcome {
     const result: JobResult = end.result === 'dependency' ? 'failed' : end.result;
     // A job that failed for a reason outside the unit (a dependency, a refused transaction) leaves the unit's own result alone.
-    const serviceResult = end.message !== undefined && result !== 'done' ? 'resources' : unit.result;
+    const outside = end.result === 'dependency' || (end.result === 'failed' && end.message !== undefined);
+    const serviceResult = outside ? 'resources' : unit.result;
     return { unit: unit.name, result, activeState: unit.activeState, subState: unit.subState, serviceResult };
   }
 

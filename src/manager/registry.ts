@@ -65,8 +65,8 @@ export class UnitRegistry implements DependencyGraph {
     const full = this.fullName(name);
     const loaded = this.get(full);
     if (loaded !== undefined) return loaded;
-    const broken = this.broken.get(full);
-    if (broken === undefined) await this.load(full);
+    // Only services have unit files holdfast loads; a scope exists once created, never on disk.
+    if (!this.broken.has(full) && full.endsWith('.service')) await this.load(full);
     const unit = this.get(full);
     if (unit !== undefined) return unit;
     const failed = this.broken.get(full);
@@ -132,6 +132,7 @@ export class UnitRegistry implements DependencyGraph {
   addTransient(config: ServiceUnitConfig, text?: string): ServiceUnit {
     const unit = this.#options.create(config, true);
     this.units.set(config.name, unit);
+    this.broken.delete(config.name);
     if (text !== undefined) this.transientTexts.set(config.name, text);
     else this.transientTexts.delete(config.name);
     return unit;

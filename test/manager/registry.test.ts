@@ -78,6 +78,37 @@ describe('units load on demand', () => {
   });
 });
 
+describe('what the registry keeps', () => {
+  it('daemon-reload keeps a running unit whose file is gone as not-found until it is stopped', async () => {
+    const d = await startTestDaemon({ 'gone.service': '[Service]\nExecStart=/bin/sleep 600\n' });
+    try {
+      await job(d, 'Start', 'gone');
+      const main = (await status(d, 'gone')).mainProcess!;
+      using handle = Pidfd.verify(main.pid, main.pidfdId!);
+      rmSync(join(d.unitDir, 'gone.service'));
+      await d.call('DaemonReload');
+      const kept = await status(d, 'gone');
+      assert.equal(kept.loadState, 'not-found');
+      assert.equal(kept.activeState, 'active');
+      assert.equal((await job(d, 'Stop', 'gone')).result, 'done');
+      assert.equal(handle.isAlive(), false);
+      await eventually(async () => ((await d.call<{ units: { name: string }[] }>('List')).units.some((u) => u.name === 'gone.service') ? undefined : true), 'gone.service to be unloaded');
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('dependencies on units of other types are ignored with one warning per start naming them', async () => {
+    const d = await startTestDaemon({ 'net.service': '[Unit]\nRequires=net.socket\nWants=online.target\nAfter=online.target\n[Service]\nExecStart=/bin/sleep 600\n' });
+    try {
+      assert.equal((await job(d, 'Start', 'net')).result, 'done');
+      assert.match(d.stderr(), /net\.service: ignoring dependencies on units holdfast does not load: net\.socket, online\.target/);
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
 describe('every recorded unit comes back after a daemon SIGKILL', () => {
   it('a template instance is still supervised, and stop really stops it', async () => {
     let d = await startTestDaemon({ 'web@.service': '[Service]\nExecStart=/bin/sleep 600\n' });
