@@ -6,17 +6,17 @@
 import { EventEmitter } from 'node:events';
 import { closeSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { native } from '../native.js';
 import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
-import { formatDiagnostic, parseServiceUnitText, type ServiceSection, type ServiceUnitConfig } from '../unit/index.js';
+import type { ServiceSection } from '../unit/index.js';
 import { ChildReaper } from './reaper.js';
 import { CgroupTree } from './cgroups.js';
 import { ServiceUnit, type JobResult } from './service.js';
 import type { ServiceHost, SpawnIo } from './service-host.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
 import type { Keeper, RecoveredFd } from './keeper.js';
-import { readJson, writeJsonAtomic } from './state-file.js';
+import { Enablement } from './enablement.js';
 import { sessionOf } from './session.js';
 import { JobRunner, type JobEnd, type JobTarget, type RequestType } from './jobs/index.js';
 import { UnitRegistry, type BrokenUnit } from './registry.js';
@@ -100,7 +100,7 @@ export class Manager extends EventEmitter {
   readonly #host: ServiceHost;
   readonly #jobs: JobRunner;
   readonly #record: StateRecord;
-  #enabled = new Set<string>();
+  readonly #enabled: Enablement;
 
   constructor(options: ManagerOptions) {
     super();
@@ -124,7 +124,7 @@ export class Manager extends EventEmitter {
     if (options.notify !== undefined) options.notify.onMessage = (message) => this.#onNotify(message);
     mkdirSync(options.stateDir, { recursive: true });
     this.#record = new StateRecord(options.stateDir);
-    this.#enabled = new Set(readJson<string[]>(join(options.stateDir, 'enabled.json')) ?? []);
+    this.#enabled = new Enablement(options.stateDir);
     this.on('event', (event: ManagerEvent) => {
       this.#schedulePersist();
       if (event.type === 'state' && (event.activeState === 'inactive' || event.activeState === 'failed')) this.#wentDown(event.unit);
@@ -157,7 +157,7 @@ export class Manager extends EventEmitter {
   async open(): Promise<void> {
     await this.reload();
     // Enabled instances have no file of their own to be listed by: they load from their template.
-    for (const name of [...this.#enabled].sort()) if (name.includes('@') && this.registry.get(name) === undefined) await this.registry.load(name);
+    for (const name of this.#enabled.names()) if (name.includes('@') && this.registry.get(name) === undefined) await this.registry.load(name);
     await restoreUnits({
       registry: this.registry,
       state: this.#record.read(),
@@ -340,34 +340,13 @@ export class Manager extends EventEmitter {
 
   /** Runs a command as a transient service (`holdfast run`). */
   async runTransient(name: string, unitText: string): Promise<JobOutcome> {
-    const full = name.endsWith('.service') ? name : `${name}.service`;
-    if (this.units.has(full)) {
-      const existing = this.units.get(full)!;
-      if (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed')) {
-        throw Object.assign(new Error(`unit ${full} already exists`), { code: 'EEXIST' });
-      }
-    }
-    const parsed = parseServiceUnitText(unitText, `transient:${full}`, { unitName: full });
-    const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
-    if (errors.length > 0 || parsed.config === undefined) {
-      throw Object.assign(new Error(errors.map(formatDiagnostic).join('; ') || 'invalid transient unit'), { code: 'EINVAL' });
-    }
-    this.registry.addTransient(parsed.config as ServiceUnitConfig, unitText);
-    return this.start(full);
+    const unit = this.registry.createTransient(name, unitText);
+    return this.start(unit.name);
   }
 
   /** Puts processes that were started elsewhere under a new scope unit (`holdfast run --scope`). */
   createScope(name: string, handles: Pidfd[], description: string): ServiceUnit {
-    const full = name.endsWith('.scope') || name.endsWith('.service') ? name : `${name}.scope`;
-    const existing = this.units.get(full);
-    if (existing !== undefined && (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed'))) {
-      throw Object.assign(new Error(`unit ${full} already exists`), { code: 'EEXIST' });
-    }
-    // A scope runs nothing itself: the placeholder command is never executed.
-    const text = `[Unit]\nDescription=${description.replace(/[\n%]/g, ' ')}\n[Service]\nExecStart=/bin/true\n`;
-    const parsed = parseServiceUnitText(text, `transient:${full}`, { unitName: full.replace(/\.scope$/, '.service') });
-    if (parsed.config === undefined) throw Object.assign(new Error('invalid scope'), { code: 'EINVAL' });
-    const unit = this.registry.addTransient({ ...parsed.config, name: full, names: [full] });
+    const unit = this.registry.createScope(name, description);
     unit.adoptScope(handles);
     return unit;
   }
@@ -380,17 +359,13 @@ export class Manager extends EventEmitter {
       throw Object.assign(new Error(`${unit.name} has no [Install] section (WantedBy=, RequiredBy= or Alias=); nothing to enable`), { code: 'ENOEXEC' });
     }
     const names = [unit.name, ...install.also.filter((n) => this.units.has(n))];
-    for (const n of names) {
-      if (on) this.#enabled.add(n);
-      else this.#enabled.delete(n);
-    }
-    writeJsonAtomic(join(this.#options.stateDir, 'enabled.json'), [...this.#enabled].sort(), true);
+    this.#enabled.set(names, on);
     return names;
   }
 
   /** Units to start with the daemon (enabled instances included, loaded from their template at open). */
   enabledUnits(): string[] {
-    return [...this.#enabled].filter((n) => this.units.has(n));
+    return this.#enabled.names().filter((n) => this.units.has(n));
   }
 
   /** The snapshot of one unit. */

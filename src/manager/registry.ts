@@ -138,6 +138,37 @@ export class UnitRegistry implements DependencyGraph {
     return unit;
   }
 
+  /** A transient service from its unit text (`holdfast run`). Throws `EEXIST` for a name in use, `EINVAL` for a bad text. */
+  createTransient(name: string, text: string): ServiceUnit {
+    const full = name.endsWith('.service') ? name : `${name}.service`;
+    this.#checkFree(full);
+    const parsed = parseServiceUnitText(text, `transient:${full}`, { unitName: full });
+    const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
+    if (errors.length > 0 || parsed.config === undefined) {
+      throw Object.assign(new Error(errors.map(formatDiagnostic).join('; ') || 'invalid transient unit'), { code: 'EINVAL' });
+    }
+    return this.addTransient(parsed.config, text);
+  }
+
+  /** An empty scope unit, for processes started elsewhere to be adopted into. Throws `EEXIST` for a name in use. */
+  createScope(name: string, description: string): ServiceUnit {
+    const full = name.endsWith('.scope') || name.endsWith('.service') ? name : `${name}.scope`;
+    this.#checkFree(full);
+    // A scope runs nothing itself: the placeholder command is never executed.
+    const text = `[Unit]\nDescription=${description.replace(/[\n%]/g, ' ')}\n[Service]\nExecStart=/bin/true\n`;
+    const parsed = parseServiceUnitText(text, `transient:${full}`, { unitName: full.replace(/\.scope$/, '.service') });
+    if (parsed.config === undefined) throw Object.assign(new Error('invalid scope'), { code: 'EINVAL' });
+    return this.addTransient({ ...parsed.config, name: full, names: [full] });
+  }
+
+  /** Only a transient unit that is down may be replaced by a new one of the same name. */
+  #checkFree(name: string): void {
+    const existing = this.units.get(name);
+    if (existing !== undefined && (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed'))) {
+      throw Object.assign(new Error(`unit ${name} already exists`), { code: 'EEXIST' });
+    }
+  }
+
   /**
    * Keeps a unit whose file is gone under supervision: the config it had, or (after a daemon crash)
    * a minimal one, enough to follow its processes and stop them.
