@@ -1,33 +1,32 @@
 /**
- * The manager: loads units, runs jobs on them, routes notify datagrams and exits, and reports
- * every change as an event. It holds no PID without a pidfd.
+ * The manager: a thin facade over the unit registry (what is loaded, on demand), the job engine
+ * (requests become transactions over the dependency graph) and the units themselves; it routes
+ * notify datagrams and exits, and reports every change as an event. It holds no PID without a pidfd.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, constants as fsConstants } from 'node:fs';
+import { closeSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { native } from '../native.js';
-import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus, type ProcessIdJson } from '../pidfd/index.js';
-import {
-  formatDiagnostic,
-  loadServiceUnit,
-  UnitDirectories,
-  parseServiceUnitText,
-  type ServiceSection,
-  type ServiceUnitConfig,
-} from '../unit/index.js';
+import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
+import type { ServiceSection } from '../unit/index.js';
 import { ChildReaper } from './reaper.js';
 import { CgroupTree } from './cgroups.js';
-import { withTimeout } from './timers.js';
-import { ServiceUnit, type JobResult, type RecoveredControl } from './service.js';
+import { ServiceUnit, type JobResult } from './service.js';
 import type { ServiceHost, SpawnIo } from './service-host.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
 import type { Keeper, RecoveredFd } from './keeper/keeper.js';
 import { logPipeKey, pidfdKey } from './keeper/protocol.js';
-import { readJson, writeJsonAtomic } from './state-file.js';
-import { readSlots, SlotWriter } from './state-slots.js';
+import { Enablement } from './enablement.js';
 import { sessionOf } from './session.js';
-import type { DaemonState, LogRecord, ManagerEvent, UnitRecord, UnitStatus } from './types.js';
+import { JobRunner, type JobEnd, type JobTarget, type RequestType } from './jobs/index.js';
+import { UnitRegistry, type BrokenUnit } from './registry.js';
+import { restoreUnits } from './restore.js';
+import { StateRecord } from './state-record.js';
+import { brokenStatus, statusOf } from './unit-status.js';
+import type { LogRecord, ManagerEvent, UnitRecord, UnitStatus } from './types.js';
+
+export type { BrokenUnit } from './registry.js';
 
 /** Where captured output goes (the log store satisfies it). */
 export interface OutputSink {
@@ -83,13 +82,6 @@ export interface ManagerOptions {
   cgroups?: boolean;
 }
 
-/** A unit that failed to load, kept so `status` can say why. */
-interface BrokenUnit {
-  name: string;
-  errors: string[];
-  fragmentPath: string | null;
-}
-
 /** A job's outcome as the API reports it. */
 export interface JobOutcome {
   unit: string;
@@ -101,13 +93,15 @@ export interface JobOutcome {
 
 /** The service manager. */
 export class Manager extends EventEmitter {
-  readonly units = new Map<string, ServiceUnit>();
-  readonly broken = new Map<string, BrokenUnit>();
+  /** Loaded units and the ones that would not load; also the graph the job engine reads. */
+  readonly registry: UnitRegistry;
   readonly reaper: ChildReaper;
   readonly #options: ManagerOptions;
   readonly #self: Pidfd;
   readonly #host: ServiceHost;
-  #enabled = new Set<string>();
+  readonly #jobs: JobRunner;
+  readonly #record: StateRecord;
+  readonly #enabled: Enablement;
 
   constructor(options: ManagerOptions) {
     super();
@@ -116,10 +110,26 @@ export class Manager extends EventEmitter {
     this.#self.unref();
     this.reaper = new ChildReaper((pid, status) => this.#log('info', `reaped orphan PID ${pid} (${describeStatus(status)})`));
     this.#host = this.#makeHost();
+    this.registry = new UnitRegistry({
+      unitDirs: options.unitDirs,
+      create: (config, transient) => new ServiceUnit(config, this.#host, transient),
+      log: (level, text) => this.#log(level, text),
+    });
+    this.#jobs = new JobRunner({
+      graph: this.registry,
+      target: (name) => this.#target(name),
+      note: (name, level, text) => this.#noteName(name, level, text),
+      // Dependencies on units of other types (.socket, .target) are not loaded; they are reported, not required.
+      mustExist: (name) => name.endsWith('.service'),
+    });
     if (options.notify !== undefined) options.notify.onMessage = (message) => this.#onNotify(message);
     mkdirSync(options.stateDir, { recursive: true });
-    this.#enabled = new Set(readJson<string[]>(join(options.stateDir, 'enabled.json')) ?? []);
-    this.on('event', () => this.#schedulePersist());
+    this.#record = new StateRecord(options.stateDir);
+    this.#enabled = new Enablement(options.stateDir);
+    this.on('event', (event: ManagerEvent) => {
+      this.#schedulePersist();
+      if (event.type === 'state' && (event.activeState === 'inactive' || event.activeState === 'failed')) this.#wentDown(event.unit);
+    });
     const tree = options.cgroups === false ? 'disabled by the daemon\'s options' : CgroupTree.open(options.stateDir);
     if (typeof tree === 'string') {
       this.cgroupsUnavailable = tree;
@@ -134,10 +144,29 @@ export class Manager extends EventEmitter {
   /** Why there are no cgroups, when there are none. */
   readonly cgroupsUnavailable: string | undefined;
 
-  /** Starts reaping (as subreaper unless disabled) and loads every unit. */
+  /** Loaded units by name. */
+  get units(): Map<string, ServiceUnit> {
+    return this.registry.units;
+  }
+
+  /** Units whose files did not load, by name. */
+  get broken(): Map<string, BrokenUnit> {
+    return this.registry.broken;
+  }
+
+  /** Starts reaping (as subreaper unless disabled), loads every unit and picks up what a previous daemon ran. */
   async open(): Promise<void> {
     await this.reload();
-    await this.#restore();
+    // Enabled instances have no file of their own to be listed by: they load from their template.
+    for (const name of this.#enabled.names()) if (name.includes('@') && this.registry.get(name) === undefined) await this.registry.load(name);
+    await restoreUnits({
+      registry: this.registry,
+      state: this.#record.read(),
+      recovered: this.#options.recovered ?? [],
+      logs: this.#options.logs,
+      holdCapture: (unit, capture, writer) => void this.#holdCapture(unit, capture, writer),
+      log: (level, text) => this.#log(level, text),
+    });
     // Reaping starts only now: a child that ended meanwhile (across a re-exec) stays a zombie, so
     // its status is still there for the restored unit that tracks it.
     this.reaper.install(this.#options.subreaper !== false);
@@ -145,97 +174,6 @@ export class Manager extends EventEmitter {
     this.#pendingNotify = undefined;
     for (const message of queued) this.#onNotify(message);
     this.#persistNow();
-  }
-
-  /** Picks up what a previous daemon on this boot recorded and what its keeper held. */
-  async #restore(): Promise<void> {
-    const recovered = this.#options.recovered ?? [];
-    const used = new Set<RecoveredFd>();
-    // `state.json` is where holdfast before the slotted record kept it: read after an upgrade by daemon-reexec.
-    const state = readSlots<DaemonState>(join(this.#options.stateDir, 'state')) ?? readJson<DaemonState>(join(this.#options.stateDir, 'state.json'));
-    if (state !== undefined && state.bootId === bootId()) {
-      for (const record of state.units) {
-        let unit = this.units.get(record.name);
-        if (unit === undefined && record.transientText !== undefined) {
-          const parsed = parseServiceUnitText(record.transientText, `transient:${record.name}`, { unitName: record.name });
-          if (parsed.config !== undefined) {
-            unit = new ServiceUnit(parsed.config, this.#host, true);
-            this.units.set(record.name, unit);
-            this.#transientTexts.set(record.name, record.transientText);
-          }
-        }
-        if (unit === undefined) {
-          if (record.main !== null) this.#log('warning', `${record.name} was running (main PID ${record.main.pid}) but its unit file is gone; leaving it alone`);
-          if (record.control != null) this.#log('warning', `${record.name} was running a control process (PID ${record.control.process.pid}) but its unit file is gone; leaving it alone`);
-          continue;
-        }
-        let main: Pidfd | undefined;
-        let exit: ExitStatus | undefined;
-        if (record.main !== null) {
-          const held = recovered.find((r) => r.kind === 'pidfd' && r.pid === record.main!.pid && r.pidfdId === String(record.main!.pidfdId));
-          if (held !== undefined) {
-            used.add(held);
-            main = Pidfd.adopt(held.fd, { pid: record.main.pid });
-          } else {
-            try {
-              main = ProcessRef.parse(record.main).resolve();
-            } catch (error) {
-              this.#log('warning', `${record.name}: recorded main process ${record.main.pid} cannot be re-adopted (${(error as NodeJS.ErrnoException).code})`);
-            }
-          }
-          if (main !== undefined && !main.isAlive()) {
-            // Its new parent (init, or a subreaper) reaps it soon; only then does the kernel tell how it ended.
-            const ended = await withTimeout(main.unref().exited, 3000);
-            exit = ended === 'timeout' ? undefined : ended;
-          }
-        }
-        const control = record.control != null ? await this.#recoverControl(record.name, record.control.process, recovered, used) : undefined;
-        unit.restore(record, main, exit, control);
-      }
-    }
-    // Output the previous daemon never read is still in the pipes: read it now.
-    for (const entry of recovered) {
-      if (entry.kind === 'log' && entry.unit !== undefined) {
-        used.add(entry);
-        const capture = this.#options.logs.captureFromFds(entry.unit, {
-          invocationId: entry.invocationId ?? null,
-          ...(entry.stream === 'stderr' ? { stderrReadFd: entry.fd, stderrSpool: entry.spool ?? null } : { stdoutReadFd: entry.fd, stdoutSpool: entry.spool ?? null }),
-          writer: { pid: entry.pid ?? null, pidfdId: entry.pidfdId ?? null },
-        });
-        this.#holdCapture(entry.unit, capture, { pid: entry.pid ?? null, pidfdId: entry.pidfdId ?? null, invocationId: entry.invocationId ?? null });
-      }
-    }
-    for (const entry of recovered) if (!used.has(entry) && entry.kind !== 'notify') native.close(entry.fd);
-    // Spools whose pipes did not come back (the keeper died too) still hold what was read into them.
-    const spooled = await this.#options.logs.recoverSpools?.();
-    if (spooled !== undefined && spooled > 0) this.#log('warning', `recovered ${spooled} line(s) from spools whose pipes were lost`);
-  }
-
-  /**
-   * A recorded control process, as the main process is found: the keeper's pidfd, or `pidfd_open` +
-   * id comparison. One that ended comes with how it ended (`PIDFD_INFO_EXIT`); one that does not
-   * verify (a recycled PID) is never opened for good, let alone signalled.
-   */
-  async #recoverControl(unit: string, ref: ProcessIdJson, recovered: RecoveredFd[], used: Set<RecoveredFd>): Promise<RecoveredControl> {
-    let handle: Pidfd;
-    const held = recovered.find((r) => r.kind === 'pidfd' && r.pid === ref.pid && r.pidfdId === String(ref.pidfdId));
-    if (held !== undefined) {
-      used.add(held);
-      handle = Pidfd.adopt(held.fd, { pid: ref.pid });
-    } else {
-      try {
-        handle = ProcessRef.parse(ref).resolve();
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? 'error';
-        this.#log('warning', `${unit}: recorded control process ${ref.pid} cannot be re-adopted (${code})`);
-        return { state: 'lost', reason: code === 'ESTALE' ? 'its PID now belongs to another process' : code === 'ESRCH' ? 'it is gone and the kernel kept no status' : code };
-      }
-    }
-    if (handle.isAlive()) return { state: 'alive', handle };
-    // Its new parent (init, or a subreaper) reaps it soon; only then does the kernel tell how it ended.
-    const ended = await withTimeout(handle.unref().exited, 3000);
-    handle.close();
-    return { state: 'ended', exit: ended === 'timeout' ? undefined : ended };
   }
 
   #persistPending = false;
@@ -258,7 +196,6 @@ export class Manager extends EventEmitter {
     this.reaper.uninstall();
   }
   #pendingNotify: NotifyMessage[] | undefined = [];
-  readonly #transientTexts = new Map<string, string>();
 
   #schedulePersist(): void {
     if (this.#persistPending) return;
@@ -273,23 +210,17 @@ export class Manager extends EventEmitter {
   #persistNow(): void {
     const units: UnitRecord[] = [...this.units.values()].map((unit) => {
       const record = unit.record();
-      const text = this.#transientTexts.get(unit.name);
+      const text = this.registry.transientTexts.get(unit.name);
       return text === undefined ? record : { ...record, transientText: text };
     });
-    const state: DaemonState = { bootId: bootId(), written: Date.now(), units };
     try {
-      const first = this.#stateWriter === undefined;
-      this.#stateWriter ??= new SlotWriter(join(this.#options.stateDir, 'state'));
-      this.#stateWriter.write(state);
-      // The record of a holdfast from before the slots has been read (if any) and is superseded.
-      if (first) rmSync(join(this.#options.stateDir, 'state.json'), { force: true });
+      this.#record.write(units);
     } catch (error) {
       this.#log('error', `could not record the daemon state: ${(error as Error).message}`);
     }
   }
 
   #captureSeq = 0;
-  #stateWriter: SlotWriter | undefined;
 
   /** Gives the keeper copies of a capture's read ends, and takes them back once it is done. */
   #holdCapture(unit: string, capture: CaptureHandle, writer: { pid: number | null; pidfdId: string | null; invocationId: string | null }): (w: { pid: number; pidfdId: bigint | null }) => void {
@@ -314,124 +245,89 @@ export class Manager extends EventEmitter {
     return (w) => hold({ pid: w.pid, pidfdId: w.pidfdId?.toString() ?? null });
   }
 
-  /** Reads the unit directories again (`daemon-reload`); running units keep running with the new config for their next start. */
-  async reload(): Promise<{ loaded: number; failed: number }> {
-    // One scan of the directories serves every unit of this reload.
-    const directories = await UnitDirectories.open({ unitDirs: this.#options.unitDirs });
-    const entries = await directories.list();
-    const seen = new Set<string>();
-    let failed = 0;
-    for (const entry of entries) {
-      if (entry.kind !== 'service') continue;
-      seen.add(entry.name);
-      if (!(await this.#loadOne(entry.name, directories))) failed++;
-    }
-    for (const [name, unit] of this.units) {
-      if (!seen.has(name) && !unit.transient && !name.includes('@') && unit.activeState === 'inactive') this.units.delete(name);
-    }
-    for (const name of this.broken.keys()) if (!seen.has(name)) this.broken.delete(name);
-    return { loaded: this.units.size, failed };
+
+  /** Reads the unit directories and every loaded unit again (`daemon-reload`); running units keep running with the new config for their next start. */
+  reload(): Promise<{ loaded: number; failed: number }> {
+    return this.registry.reload();
   }
 
-  async #loadOne(name: string, directories?: UnitDirectories): Promise<boolean> {
-    const result = directories === undefined ? await loadServiceUnit(name, { unitDirs: this.#options.unitDirs }) : await directories.load(name);
-    const errors = result.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
-    for (const d of result.diagnostics) if (d.severity === 'warning') this.#log('warning', formatDiagnostic(d));
-    if (result.config === undefined || errors.length > 0) {
-      this.broken.set(name, { name, errors: errors.length > 0 ? errors : [`${name}: ${result.state}`], fragmentPath: result.sourcePaths[0] ?? null });
-      for (const error of errors) this.#log('error', error);
-      return false;
-    }
-    this.broken.delete(name);
-    const existing = this.units.get(name);
-    if (existing !== undefined) existing.config = result.config;
-    else this.units.set(name, new ServiceUnit(result.config, this.#host));
-    return true;
-  }
-
-  /** A bare name means the scope of that name if there is one, else the service. */
-  #fullName(name: string): string {
-    if (name.includes('.')) return name;
-    return this.units.has(`${name}.scope`) ? `${name}.scope` : `${name}.service`;
-  }
-
-  /** The unit, loading an instance of a template on first use. Throws `ENOENT` if there is none. */
-  async unit(name: string): Promise<ServiceUnit> {
-    const full = this.#fullName(name);
-    const existing = this.units.get(full);
-    if (existing !== undefined) return existing;
-    const broken = this.broken.get(full);
-    if (broken !== undefined) throw Object.assign(new Error(`unit ${full} failed to load: ${broken.errors.join('; ')}`), { code: 'EBADMSG' });
-    if (full.includes('@') && (await this.#loadOne(full))) return this.units.get(full)!;
-    const err = this.broken.get(full);
-    if (err !== undefined) throw Object.assign(new Error(`unit ${full} failed to load: ${err.errors.join('; ')}`), { code: 'EBADMSG' });
-    throw Object.assign(new Error(`unit ${full} not found`), { code: 'ENOENT' });
+  /** The unit, loaded from its file on first use. Throws `ENOENT` if there is none, `EBADMSG` if it does not load. */
+  unit(name: string): Promise<ServiceUnit> {
+    return this.registry.unit(name);
   }
 
   // ------------------------------------------------------------------------------------ jobs
 
-  /** Starts a unit and what it Requires=/Wants=/BindsTo=, ordered by After=/Before=. */
-  async start(name: string): Promise<JobOutcome> {
-    const unit = await this.unit(name);
-    const deps = [...unit.config.unit.requires, ...unit.config.unit.bindsTo, ...unit.config.unit.wants];
-    const required = new Set([...unit.config.unit.requires, ...unit.config.unit.bindsTo]);
-    for (const conflict of unit.config.unit.conflicts) {
-      const other = this.units.get(conflict);
-      if (other !== undefined && other.activeState !== 'inactive' && other.activeState !== 'failed') await other.stop();
-    }
-    const before: Promise<[string, JobOutcome | Error]>[] = [];
-    for (const dep of deps) {
-      if (!dep.endsWith('.service')) continue;
-      const job = this.start(dep).then(
-        (outcome): [string, JobOutcome | Error] => [dep, outcome],
-        (error: Error): [string, JobOutcome | Error] => [dep, error],
-      );
-      if (unit.config.unit.after.includes(dep)) before.push(job);
-    }
-    for (const other of this.units.values()) {
-      // Before= on the other side orders us after it too, if it is being started.
-      if (other.config.unit.before.includes(unit.name) && other.activeState === 'activating') before.push(other.start().then((r) => [other.name, this.#outcome(other, r)]));
-    }
-    for (const [dep, outcome] of await Promise.all(before)) {
-      const failed = outcome instanceof Error || outcome.result === 'failed';
-      if (failed && required.has(dep)) {
-        this.#noteUnit(unit, 'error', `dependency ${dep} failed; not starting`);
-        return { unit: unit.name, result: 'failed', activeState: unit.activeState, subState: unit.subState, serviceResult: 'resources' };
-      }
-    }
-    if (!(await unit.loadEnvironmentFiles())) {
-      unit.result = 'resources';
-      return this.#outcome(unit, 'failed');
-    }
-    return this.#outcome(unit, await unit.start());
+  /** Starts a unit and what it Requires=/Wants=/BindsTo=/Upholds=, checks Requisite=, stops Conflicts=, ordered by After=/Before=. */
+  start(name: string): Promise<JobOutcome> {
+    return this.#request('start', name);
   }
 
-  /** Stops a unit and the units that Require=/BindsTo=/PartOf= it. */
-  async stop(name: string): Promise<JobOutcome> {
-    const unit = await this.unit(name);
-    await Promise.all(this.#dependents(unit.name).map((u) => u.stop()));
-    return this.#outcome(unit, await unit.stop());
+  /** Stops a unit and the units that Require=/BindsTo=/are PartOf= it. */
+  stop(name: string): Promise<JobOutcome> {
+    return this.#request('stop', name);
   }
 
-  async restart(name: string): Promise<JobOutcome> {
-    const unit = await this.unit(name);
-    await Promise.all(this.#partOf(unit.name).map((u) => u.stop()));
-    await unit.stop();
-    const outcome = await this.start(name);
-    await Promise.all(this.#partOf(unit.name).map((u) => this.start(u.name)));
-    return outcome;
+  /** Stops and starts a unit; what Requires=/BindsTo=/is PartOf= it and runs is restarted with it. */
+  restart(name: string): Promise<JobOutcome> {
+    return this.#request('restart', name);
   }
 
   /** Restarts only if running. */
-  async tryRestart(name: string): Promise<JobOutcome> {
-    const unit = await this.unit(name);
-    if (unit.activeState !== 'active' && unit.activeState !== 'reloading' && unit.activeState !== 'activating') return this.#outcome(unit, 'done');
-    return this.restart(name);
+  tryRestart(name: string): Promise<JobOutcome> {
+    return this.#request('try-restart', name);
   }
 
-  async reloadUnit(name: string): Promise<JobOutcome> {
-    const unit = await this.unit(name);
-    return this.#outcome(unit, await unit.reload());
+  /** Reloads a unit (ExecReload=, or the notify-reload protocol). */
+  reloadUnit(name: string): Promise<JobOutcome> {
+    return this.#request('reload', name);
+  }
+
+  /** Runs one request through the job engine; resolves with its anchor job's outcome. */
+  async #request(type: RequestType, name: string): Promise<JobOutcome> {
+    const unit = await this.registry.unit(name);
+    if (type !== 'stop' && type !== 'reload') await this.registry.loadDependencies(unit.name);
+    const submission = this.#jobs.submit({ type, unit: unit.name });
+    const { missing, errors } = submission.transaction;
+    const ignored = [...new Set(missing.filter((m) => !m.name.endsWith('.service')).map((m) => m.name))];
+    if (ignored.length > 0) this.#noteUnit(unit, 'warning', `ignoring dependencies on units holdfast does not load: ${ignored.join(', ')}`);
+    for (const error of errors) this.#noteUnit(unit, 'error', `${type} refused: ${error}`);
+    // The caller hears back once every job of its request is done (a conflicting unit is down, the
+    // units that are part of this one are stopped too), with the result of the job it asked for.
+    await submission.settled;
+    return this.#outcome(unit, await submission.anchor);
+  }
+
+  #outcome(unit: ServiceUnit, end: JobEnd): JobOutcome {
+    const result: JobResult = end.result === 'dependency' ? 'failed' : end.result;
+    // A job that failed for a reason outside the unit (a dependency, a refused transaction) leaves the unit's own result alone.
+    const outside = end.result === 'dependency' || (end.result === 'failed' && end.message !== undefined);
+    const serviceResult = outside ? 'resources' : unit.result;
+    return { unit: unit.name, result, activeState: unit.activeState, subState: unit.subState, serviceResult };
+  }
+
+  /** What a job does to a unit: the unit's own start (after reading its EnvironmentFile=s), stop and reload. */
+  #target(name: string): JobTarget | undefined {
+    const unit = this.registry.get(name);
+    if (unit === undefined) return undefined;
+    return {
+      start: async () => {
+        if (!(await unit.loadEnvironmentFiles())) {
+          unit.result = 'resources';
+          return 'failed';
+        }
+        return unit.start();
+      },
+      stop: () => unit.stop(),
+      reload: () => unit.reload(),
+    };
+  }
+
+  /** A unit went down: what is bound to it follows, and a unit whose file is gone is unloaded. */
+  #wentDown(name: string): void {
+    this.#jobs.unitChanged(name);
+    // After the unit's own flow has finished with it.
+    if (this.registry.notFound.has(name)) setImmediate(() => this.registry.dropIfGone(name));
   }
 
   async sendSignal(name: string, signal: number, whom: 'main' | 'all'): Promise<number> {
@@ -445,37 +341,13 @@ export class Manager extends EventEmitter {
 
   /** Runs a command as a transient service (`holdfast run`). */
   async runTransient(name: string, unitText: string): Promise<JobOutcome> {
-    const full = name.endsWith('.service') ? name : `${name}.service`;
-    if (this.units.has(full)) {
-      const existing = this.units.get(full)!;
-      if (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed')) {
-        throw Object.assign(new Error(`unit ${full} already exists`), { code: 'EEXIST' });
-      }
-    }
-    const parsed = parseServiceUnitText(unitText, `transient:${full}`, { unitName: full });
-    const errors = parsed.diagnostics.filter((d) => d.severity === 'error');
-    if (errors.length > 0 || parsed.config === undefined) {
-      throw Object.assign(new Error(errors.map(formatDiagnostic).join('; ') || 'invalid transient unit'), { code: 'EINVAL' });
-    }
-    const unit = new ServiceUnit(parsed.config as ServiceUnitConfig, this.#host, true);
-    this.units.set(full, unit);
-    this.#transientTexts.set(full, unitText);
-    return this.start(full);
+    const unit = this.registry.createTransient(name, unitText);
+    return this.start(unit.name);
   }
 
   /** Puts processes that were started elsewhere under a new scope unit (`holdfast run --scope`). */
   createScope(name: string, handles: Pidfd[], description: string): ServiceUnit {
-    const full = name.endsWith('.scope') || name.endsWith('.service') ? name : `${name}.scope`;
-    const existing = this.units.get(full);
-    if (existing !== undefined && (!existing.transient || (existing.activeState !== 'inactive' && existing.activeState !== 'failed'))) {
-      throw Object.assign(new Error(`unit ${full} already exists`), { code: 'EEXIST' });
-    }
-    // A scope runs nothing itself: the placeholder command is never executed.
-    const text = `[Unit]\nDescription=${description.replace(/[\n%]/g, ' ')}\n[Service]\nExecStart=/bin/true\n`;
-    const parsed = parseServiceUnitText(text, `transient:${full}`, { unitName: full.replace(/\.scope$/, '.service') });
-    if (parsed.config === undefined) throw Object.assign(new Error('invalid scope'), { code: 'EINVAL' });
-    const unit = new ServiceUnit({ ...parsed.config, name: full, names: [full] }, this.#host, true);
-    this.units.set(full, unit);
+    const unit = this.registry.createScope(name, description);
     unit.adoptScope(handles);
     return unit;
   }
@@ -488,26 +360,21 @@ export class Manager extends EventEmitter {
       throw Object.assign(new Error(`${unit.name} has no [Install] section (WantedBy=, RequiredBy= or Alias=); nothing to enable`), { code: 'ENOEXEC' });
     }
     const names = [unit.name, ...install.also.filter((n) => this.units.has(n))];
-    for (const n of names) {
-      if (on) this.#enabled.add(n);
-      else this.#enabled.delete(n);
-    }
-    writeJsonAtomic(join(this.#options.stateDir, 'enabled.json'), [...this.#enabled].sort(), true);
+    this.#enabled.set(names, on);
     return names;
   }
 
-  /** Units to start with the daemon. */
+  /** Units to start with the daemon (enabled instances included, loaded from their template at open). */
   enabledUnits(): string[] {
-    return [...this.#enabled].filter((n) => this.units.has(n));
+    return this.#enabled.names().filter((n) => this.units.has(n));
   }
 
   /** The snapshot of one unit. */
   async status(name: string): Promise<UnitStatus> {
-    const full = this.#fullName(name);
+    const full = this.registry.fullName(name);
     const broken = this.broken.get(full);
     if (broken !== undefined) return brokenStatus(broken);
-    const unit = await this.unit(full);
-    return this.#statusOf(unit);
+    return this.#statusOf(await this.unit(full));
   }
 
   /** Every loaded (or broken) unit. */
@@ -531,12 +398,10 @@ export class Manager extends EventEmitter {
     return undefined;
   }
 
-  /** Stops every unit (in reverse start order, roughly) and releases what the manager holds. */
+  /** Stops every unit through the job engine (ordered as After=/Before= say, in reverse) and releases what the manager holds. */
   async shutdown(): Promise<void> {
     const active = [...this.units.values()].filter((u) => u.activeState !== 'inactive' && u.activeState !== 'failed');
-    // Units ordered After= others stop first.
-    active.sort((a, b) => (a.config.unit.after.includes(b.name) ? -1 : b.config.unit.after.includes(a.name) ? 1 : 0));
-    await Promise.all(active.map((u) => u.stop()));
+    await Promise.all(active.map((u) => this.#jobs.submit({ type: 'stop', unit: u.name }).settled));
     for (const unit of this.units.values()) unit.dispose();
     this.#persistNow();
     this.cgroups?.removeAll(this.units.keys());
@@ -545,35 +410,20 @@ export class Manager extends EventEmitter {
     this.#self.close();
   }
 
-  /** One unit's snapshot; resource figures (a few cgroupfs reads each) only when asked for. */
   #statusOf(unit: ServiceUnit, withStats = true): UnitStatus {
-    const enabled = unit.transient ? 'transient' : this.#enabled.has(unit.name) ? 'enabled' : hasInstall(unit.config) ? 'disabled' : 'static';
-    const path = this.cgroups?.path(unit.name);
-    const stats = withStats && this.cgroups !== undefined && path !== undefined && existsSync(path) ? this.cgroups.stats(unit.name) : undefined;
-    return {
-      ...unit.status(),
-      loadState: 'loaded',
-      enabled,
-      cgroup: stats?.path ?? (path !== undefined && existsSync(path) ? path : null),
-      memoryCurrent: stats?.memoryCurrent ?? null,
-      cpuUsageUsec: stats?.cpuUsageUsec ?? null,
-      tasks: stats?.tasks ?? null,
-      ...(this.cgroupsUnavailable === undefined ? {} : { cgroupUnavailable: this.cgroupsUnavailable }),
-    };
+    return statusOf(unit, {
+      enabled: this.#enabled.has(unit.name),
+      notFound: this.registry.notFound.has(unit.name),
+      cgroups: this.cgroups,
+      cgroupsUnavailable: this.cgroupsUnavailable,
+      withStats,
+    });
   }
 
-  #outcome(unit: ServiceUnit, result: JobResult): JobOutcome {
-    return { unit: unit.name, result, activeState: unit.activeState, subState: unit.subState, serviceResult: unit.result };
-  }
-
-  #dependents(name: string): ServiceUnit[] {
-    return [...this.units.values()].filter(
-      (u) => u.name !== name && (u.config.unit.requires.includes(name) || u.config.unit.bindsTo.includes(name) || u.config.unit.partOf.includes(name)),
-    );
-  }
-
-  #partOf(name: string): ServiceUnit[] {
-    return [...this.units.values()].filter((u) => u.name !== name && u.config.unit.partOf.includes(name));
+  #noteName(name: string, level: 'info' | 'warning' | 'error', text: string): void {
+    const unit = this.registry.get(name);
+    if (unit !== undefined) this.#noteUnit(unit, level, text);
+    else this.#log(level, `${name}: ${text}`);
   }
 
   // ------------------------------------------------------------------------------ notify
@@ -818,35 +668,6 @@ function makeIo(unit: ServiceUnit, service: ServiceSection, logs: OutputSink, ke
       rehold?.({ pid: handle.pid, pidfdId: handle.id ?? null });
     },
     abort: closeOurs,
-  };
-}
-
-function hasInstall(config: ServiceUnitConfig): boolean {
-  return config.install.wantedBy.length > 0 || config.install.requiredBy.length > 0 || config.install.alias.length > 0;
-}
-
-function brokenStatus(broken: BrokenUnit): UnitStatus {
-  return {
-    name: broken.name,
-    description: broken.name,
-    loadState: 'error',
-    loadErrors: broken.errors,
-    activeState: 'inactive',
-    subState: 'dead',
-    result: 'success',
-    type: 'unknown',
-    mainProcess: null,
-    controlProcess: null,
-    restarts: 0,
-    lastExit: null,
-    statusText: null,
-    invocationId: null,
-    stateChangeTimestamp: Date.now(),
-    activeEnterTimestamp: null,
-    fragmentPath: broken.fragmentPath,
-    dropInPaths: [],
-    transient: false,
-    enabled: 'static',
   };
 }
 
