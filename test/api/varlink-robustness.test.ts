@@ -223,11 +223,9 @@ describe('robustness', () => {
     await waitFor(() => server.connectionCount === 0, 'every connection to be released', 20000);
     await waitFor(() => observed.cancelled.length === streamsBefore + total / 6, 'every stream handler to be cancelled');
     assert.equal(observed.watchStarted >= total / 6, true);
-    // Every violation (garbage, and half a message then gone) is counted; the log holds a few of
-    // them, not one line per stranger's message.
+    assert.equal(logs.filter((l) => l.includes('protocol violation, closing: message is not valid UTF-8') || l.includes('message is not valid JSON')).length, total / 6);
+    // Garbage, and half a message then gone: each is a violation, and counted.
     assert.equal(server.stats.protocolViolations - violationsBefore, total / 3);
-    const violationLines = logs.filter((l) => l.includes('protocol violation, closing: message is not valid UTF-8') || l.includes('message is not valid JSON')).length;
-    assert.ok(violationLines >= 1 && violationLines <= 5, `${violationLines} violation lines logged`);
     assert.equal(logs.filter((l) => l.startsWith('error: ')).length, 0);
     await assertHealthy();
   });

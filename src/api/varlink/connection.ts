@@ -27,8 +27,11 @@ export interface ConnectionHost {
   /** Stop running calls (and reading) while more than this many reply bytes wait to be sent. */
   readonly outputHighWater: number;
   readonly log: VarlinkLogger;
-  /** Logs a line that a client can trigger at will: at most a few per interval for one key. */
-  logLimited(key: string, level: 'warning' | 'debug', message: string): void;
+  /**
+   * Logs a line that a client can trigger at will (`kind` names the sort of line); lines caused
+   * by strangers are rate-limited per kind and uid.
+   */
+  logLimited(connection: Connection, kind: 'budget' | 'idle' | 'protocol', level: 'warning' | 'debug', message: string): void;
   /**
    * Reports that the connection now holds `delta` more (or fewer) bytes of input. Returns false
    * when the server's total input budget is spent and this connection must give its bytes back.
@@ -166,7 +169,7 @@ export class Connection {
       this.#queue.length = 0;
       this.#queuedBytes = 0;
       this.#syncInputAccount();
-      this.#host.logLimited(`budget:${this.peer?.uid ?? 'unknown'}`, 'warning', `connection ${this.id}${this.#who()}: closed: the server's input budget is spent (too many large partial or queued messages at once)`);
+      this.#host.logLimited(this, 'budget', 'warning', `connection ${this.id}${this.#who()}: closed: the server's input budget is spent (too many large partial or queued messages at once)`);
       this.destroy();
       return;
     }
@@ -213,7 +216,7 @@ export class Connection {
     this.#idleTimer = undefined;
     if (this.closed || this.#busy || this.#queue.length > 0) return;
     const partial = this.#decoder.bufferedBytes > 0 ? ` with ${this.#decoder.bufferedBytes} bytes of an unfinished message` : '';
-    this.#host.logLimited(`idle:${this.peer?.uid ?? 'unknown'}`, 'debug', `connection ${this.id}${this.#who()}: no call for ${this.#host.idleTimeoutMs} ms${partial}, closing`);
+    this.#host.logLimited(this, 'idle', 'debug', `connection ${this.id}${this.#who()}: no call for ${this.#host.idleTimeoutMs} ms${partial}, closing`);
     this.#failed = true;
     this.#endGracefully();
     // A client that reads nothing would keep the end from ever completing.
@@ -320,7 +323,7 @@ export class Connection {
     this.#queuedBytes = 0;
     this.#syncInputAccount();
     this.#updateReading();
-    this.#host.logLimited(`protocol:${this.peer?.uid ?? 'unknown'}`, 'warning', `connection ${this.id}${this.#who()}: protocol violation, closing: ${reason}`);
+    this.#host.logLimited(this, 'protocol', 'warning', `connection ${this.id}${this.#who()}: protocol violation, closing: ${reason}`);
     // No reply: replies are matched to calls by position, and this message may not have been a call
     // that wanted one. sd-varlink closes in the same situation.
     this.#endGracefully();

@@ -316,9 +316,10 @@ export class VarlinkServer {
       get log() {
         return server.#log;
       },
-      logLimited: (key, level, message) => {
-        if (key.startsWith('protocol:')) this.#violations++;
-        this.#logLimited(key, level, message);
+      logLimited: (connection, kind, level, message) => {
+        if (kind === 'protocol') this.#violations++;
+        if (this.#isStranger(connection.peer)) this.#logLimited(`${kind}:${connection.peer?.uid ?? 'unidentified'}`, level, message);
+        else this.#log(level, message);
       },
       accountInput: (connection, delta) => this.#accountInput(connection, delta),
       dispatch: (connection, message) => this.#dispatch(connection, message),
@@ -401,6 +402,14 @@ export class VarlinkServer {
 
   #isPrivileged(peer: PeerIdentity | undefined): boolean {
     return peer !== undefined && this.#privileged.has(peer.uid);
+  }
+
+  /**
+   * A peer whose log lines are rate-limited: anyone but the privileged uids, once the server
+   * identifies peers at all (without identification it cannot tell, and logs everything).
+   */
+  #isStranger(peer: PeerIdentity | undefined): boolean {
+    return this.#options.identifyPeer !== undefined && !this.#isPrivileged(peer);
   }
 
   /**
@@ -537,7 +546,9 @@ export class VarlinkServer {
     }
     if (refusal !== undefined) {
       this.#refused++;
-      this.#logLimited(`refused:${uidKey}`, 'warning', `connection ${id}: refused, ${refusal}`);
+      const line = `connection ${id}: refused, ${refusal}`;
+      if (this.#isStranger(peer)) this.#logLimited(`refused:${uidKey}`, 'warning', line);
+      else this.#log('warning', line);
       if (peer !== undefined) closePidfd(peer);
       socket.destroy();
       return;
