@@ -6,6 +6,7 @@ import { native } from '../native.js';
 import { hasCode, Pidfd, ProcessRef, signalNumber } from '../pidfd/index.js';
 import type { JobOutcome, Manager } from '../manager/manager.js';
 import type { LogRecord, ManagerEvent, UnitStatus } from '../manager/types.js';
+import { unitNameProblem } from '../unit/unit-name.js';
 import { VarlinkError, type JsonValue, type VarlinkCall, type VarlinkInterfaceImplementation } from './varlink/index.js';
 
 export const MANAGER_INTERFACE = 'io.holdfast.Manager';
@@ -80,6 +81,8 @@ error UnitExists (name: string)
 error InvalidUnit (errors: []string)
 error NoSuchProcess (pid: int)
 error ProcessNotInUnit (pid: int)
+# The process may not be put in a unit: PID 1, or the daemon itself.
+error ProcessRefused (pid: int, reason: string)
 error InvalidSignal (signal: string)
 error NotSupported (reason: string)
 `;
@@ -164,6 +167,7 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
       },
       DaemonReload: () => manager.reload(),
       Run: async (params: { name: string; unit: string; noBlock?: boolean | null }) => {
+        checkTransientName(params.name.endsWith('.service') ? params.name : `${params.name}.service`, ['service']);
         try {
           if (params.noBlock === true) {
             const pending = manager.runTransient(params.name, params.unit);
@@ -232,7 +236,12 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
         if (params.processes.length === 0) throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'processes' });
         const handles: Pidfd[] = [];
         try {
-          for (const value of params.processes) handles.push(processHandle(value, call));
+          if (params.name != null) checkTransientName(params.name.endsWith('.scope') || params.name.endsWith('.service') ? params.name : `${params.name}.scope`, ['scope', 'service']);
+          for (const value of params.processes) {
+            const handle = processHandle(value, call);
+            handles.push(handle);
+            refuseForeignProcess(handle);
+          }
           const name = params.name ?? `run-${handles[0]!.pid}-${Date.now().toString(36)}.scope`;
           const unit = manager.createScope(name, handles, params.description ?? `Scope of PID ${handles.map((h) => h.pid).join(', ')}`);
           return { unit: unit.name };
@@ -277,6 +286,21 @@ export function reexecInterface(reexec: () => void): VarlinkInterfaceImplementat
       },
     },
   };
+}
+
+/** Refuses a transient unit name that could not be a unit file's name, before anything is made of it. */
+function checkTransientName(name: string, types: readonly ('service' | 'scope')[]): void {
+  const problem = unitNameProblem(name, types);
+  if (problem !== undefined) throw new VarlinkError(`${MANAGER_INTERFACE}.InvalidUnit`, { errors: [`invalid unit name ${JSON.stringify(name)}: ${problem}`] });
+}
+
+/**
+ * Refuses processes no unit may hold: PID 1 (init: stopping the scope would signal it) and the
+ * daemon itself (it would supervise, and on stop kill, itself).
+ */
+function refuseForeignProcess(handle: Pidfd): void {
+  if (handle.pid === 1) throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessRefused`, { pid: 1, reason: 'PID 1 (init) cannot be put in a unit' });
+  if (handle.pid === process.pid) throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessRefused`, { pid: handle.pid, reason: 'the holdfast daemon cannot be put in one of its own units' });
 }
 
 /** A verified handle for a `ProcessId` parameter; pid 0 is the caller, from the connection. */

@@ -52,6 +52,8 @@ export function explain(error: unknown, unitExitCode = 5): never {
         throw new UsageError(String(p['reason']), 1);
       case method('NoSuchProcess'):
         throw new UsageError(`no such process: ${String(p['pid'])}`, 1);
+      case method('ProcessRefused'):
+        throw new UsageError(`process ${String(p['pid'])} refused: ${String(p['reason'])}`, 1);
       case method('ProcessNotInUnit'):
         throw new UsageError(`process ${String(p['pid'])} belongs to no unit`, 1);
       default:
