@@ -2,6 +2,7 @@
  * `io.holdfast.Manager`: everything the CLI does, over Varlink. Processes appear as systemd's
  * `ProcessId` (pid + pidfd id + boot id).
  */
+import { readFileSync } from 'node:fs';
 import { native } from '../native.js';
 import { hasCode, Pidfd, ProcessRef, signalNumber } from '../pidfd/index.js';
 import type { JobOutcome, Manager } from '../manager/manager.js';
@@ -240,7 +241,7 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
           for (const value of params.processes) {
             const handle = processHandle(value, call);
             handles.push(handle);
-            refuseForeignProcess(handle);
+            refuseForeignProcess(handle, call);
           }
           const name = params.name ?? `run-${handles[0]!.pid}-${Date.now().toString(36)}.scope`;
           const unit = manager.createScope(name, handles, params.description ?? `Scope of PID ${handles.map((h) => h.pid).join(', ')}`);
@@ -295,12 +296,31 @@ function checkTransientName(name: string, types: readonly ('service' | 'scope')[
 }
 
 /**
- * Refuses processes no unit may hold: PID 1 (init: stopping the scope would signal it) and the
- * daemon itself (it would supervise, and on stop kill, itself).
+ * Refuses processes no unit may hold: PID 1 (init: stopping the scope would signal it), the daemon
+ * itself (it would supervise, and on stop kill, itself), and, unless the caller is root, a process
+ * the caller could not signal itself (the kernel's rule for kill(2): the caller's uid is the
+ * process's real or saved uid); otherwise `stop` of the scope would let the daemon signal it on
+ * the caller's behalf.
  */
-function refuseForeignProcess(handle: Pidfd): void {
-  if (handle.pid === 1) throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessRefused`, { pid: 1, reason: 'PID 1 (init) cannot be put in a unit' });
-  if (handle.pid === process.pid) throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessRefused`, { pid: handle.pid, reason: 'the holdfast daemon cannot be put in one of its own units' });
+function refuseForeignProcess(handle: Pidfd, call: VarlinkCall): void {
+  const refuse = (reason: string): never => {
+    throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessRefused`, { pid: handle.pid, reason });
+  };
+  if (handle.pid === 1) refuse('PID 1 (init) cannot be put in a unit');
+  if (handle.pid === process.pid) refuse('the holdfast daemon cannot be put in one of its own units');
+  const caller = call.peer;
+  if (caller === undefined) refuse('the caller could not be identified');
+  if (caller!.uid === 0 || caller!.pid === handle.pid) return;
+  let uids: number[] | undefined;
+  try {
+    const line = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${handle.pid}/status`, 'utf8'));
+    if (line !== null) uids = [Number(line[1]), Number(line[3])];
+  } catch {
+    uids = undefined;
+  }
+  // Read by PID: it counts only if the pidfd's process is still the one that PID names.
+  if (uids === undefined || !handle.isAlive()) throw new VarlinkError(`${MANAGER_INTERFACE}.NoSuchProcess`, { pid: handle.pid });
+  if (!uids.includes(caller!.uid)) refuse(`it belongs to uid ${uids[0]}; only root may put another user's process in a unit`);
 }
 
 /** A verified handle for a `ProcessId` parameter; pid 0 is the caller, from the connection. */

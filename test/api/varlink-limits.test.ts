@@ -6,13 +6,18 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { VarlinkClient, type PeerIdentity } from '../../src/api/varlink/index.js';
 import { native } from '../../src/native.js';
+import { Pidfd } from '../../src/pidfd/index.js';
+import { HOLDFAST_BIN } from '../helpers/cli.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { sleeper } from '../helpers/processes.js';
 import { makeTestServer, rawExchange, tempDir, waitFor } from './varlink-helpers.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -107,6 +112,47 @@ describe('Varlink limits', () => {
     assert.ok(logs.some((l) => /protocol violation, closing: message .*exceeds the limit of 4096 bytes/.test(l)), logs.join('\n'));
     assert.deepEqual(await bystander.call('org.example.test.Add', { a: 2, b: 3 }), { sum: 5 });
     await bystander.close();
+  });
+
+  it('partial messages held by many connections stay within the input budget; small calls still get through', async (t) => {
+    const dir = tempDir();
+    t.after(dir.cleanup);
+    const budget = 2 * 1024 * 1024;
+    const { server, logs } = makeTestServer({ maxMessageSize: 1024 * 1024, maxInputBytes: budget, reservedInputBytes: 0, privilegedUids: [] });
+    const path = join(dir.dir, 's');
+    await server.listen({ path });
+    t.after(() => server.close({ graceMs: 100 }));
+    // Ten connections each send 900 KiB of one message and never its NUL: 9 MiB if all were kept.
+    const holders: Socket[] = [];
+    const closed: Promise<void>[] = [];
+    for (let i = 0; i < 10; i++) {
+      const socket = createConnection({ path });
+      socket.on('error', () => {});
+      closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
+      socket.write(`{"method":"org.example.test.Echo","parameters":{"text":"${'y'.repeat(900 * 1024)}`);
+      holders.push(socket);
+    }
+    let most = 0;
+    await waitFor(() => {
+      most = Math.max(most, server.stats.inputBytes);
+      return logs.some((l) => l.includes("the server's input budget is spent"));
+    }, 'a connection closed for the budget');
+    // Let every byte sent arrive: what is kept then is all the server will ever hold.
+    await waitFor(() => {
+      most = Math.max(most, server.stats.inputBytes);
+      return server.stats.pausedConnections === 0 && holders.every((s) => s.writableLength === 0);
+    }, 'everything sent to be read');
+    most = Math.max(most, server.stats.inputBytes);
+    assert.ok(most <= budget + 64 * 1024, `held ${most} bytes of input, budget ${budget}`);
+    assert.ok(server.stats.connections < 10, 'some holders were closed');
+    // A small call still gets through while the rest hold their bytes.
+    const client = await VarlinkClient.connect(path);
+    assert.deepEqual(await client.call('org.example.test.Add', { a: 4, b: 5 }), { sum: 9 });
+    await client.close();
+    for (const socket of holders) socket.destroy();
+    await Promise.all(closed);
+    await waitFor(() => server.stats.connections === 0, 'every connection to go');
+    assert.equal(server.stats.inputBytes, 0, 'every byte given back');
   });
 
   it('pipelined calls whose replies are not read stop being read: what the server holds stays bounded', async (t) => {
@@ -239,5 +285,68 @@ describe('Manager API refusals', () => {
     const cli = await d.cli(['run', '--unit', '.dot', '--', '/bin/true']);
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /invalid unit name "\.dot\.service": the name starts with '\.'/);
+  });
+});
+
+describe('CreateScope from another user', { skip: asRoot ? false : 'needs root to run a client as another uid' }, () => {
+  let dir: string;
+  let daemon: ChildProcess;
+  let socket: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'holdfast-scope-users-'));
+    chmodSync(dir, 0o711);
+    mkdirSync(join(dir, 'units'));
+    socket = join(dir, 'run', 'control');
+    // A socket every user may connect to, as a system daemon might offer.
+    daemon = spawn(process.execPath, [HOLDFAST_BIN, 'daemon', '--units', join(dir, 'units'), '--state-dir', join(dir, 'state'), '--socket', socket, '--socket-mode', '0666'], { stdio: 'ignore' });
+    await waitFor(() => existsSync(socket), 'the daemon to listen');
+  });
+  after(async () => {
+    const exited = new Promise((resolve) => daemon.once('exit', resolve));
+    daemon.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  });
+
+  it("refuses a process the caller could not signal itself, and takes the caller's own", async () => {
+    const rootsOwn = sleeper();
+    const rootsHandle = Pidfd.open(rootsOwn.pid!);
+    try {
+      const index = fileURLToPath(new URL('../../src/api/varlink/index.js', import.meta.url));
+      const script = `
+        const { VarlinkClient } = await import(${JSON.stringify(index)});
+        const { spawn } = await import('node:child_process');
+        const client = await VarlinkClient.connect(${JSON.stringify(socket)});
+        const out = {};
+        const attempt = async (name, pid) => {
+          try {
+            return await client.call('io.holdfast.Manager.CreateScope', { name, processes: [{ pid }] });
+          } catch (error) {
+            return { error: error.name, parameters: error.parameters };
+          }
+        };
+        out.theirs = await attempt('theirs', ${rootsOwn.pid});
+        const own = spawn('/bin/sleep', ['600'], { stdio: 'ignore' });
+        await new Promise((resolve) => own.once('spawn', resolve));
+        out.own = await attempt('mine', own.pid);
+        own.kill();
+        await client.close();
+        process.stdout.write(JSON.stringify(out));
+      `;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.setEncoding('utf8').on('data', (text: string) => (out += text));
+      await new Promise((resolve) => child.once('close', resolve));
+      const result = JSON.parse(out) as { theirs: object; own: object };
+      assert.deepEqual(result.theirs, {
+        error: 'io.holdfast.Manager.ProcessRefused',
+        parameters: { pid: rootsOwn.pid, reason: "it belongs to uid 0; only root may put another user's process in a unit" },
+      });
+      assert.deepEqual(result.own, { unit: 'mine.scope' });
+    } finally {
+      rootsHandle.signal('SIGTERM');
+      await rootsHandle.exited;
+      rootsHandle.close();
+    }
   });
 });

@@ -153,11 +153,15 @@ export interface VarlinkServerOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Input bytes all connections of unprivileged peers may hold at once, partial messages and queued
-   * calls together (default 64 MiB). A connection that would go beyond it is closed. Each
-   * connection on its own is limited by {@link VarlinkServerOptions.maxMessageSize}.
+   * Input bytes all connections may hold at once, partial messages and queued calls together
+   * (default 64 MiB), plus {@link VarlinkServerOptions.reservedInputBytes} for the privileged uids.
+   * Beyond it, a connection that holds more than a small call's worth (64 KiB) is closed, so that
+   * small calls (the CLI's) still get through. Each connection on its own is limited by
+   * {@link VarlinkServerOptions.maxMessageSize}.
    */
   maxInputBytes?: number;
+  /** Input bytes only the privileged uids may use beyond {@link VarlinkServerOptions.maxInputBytes} (default 32 MiB). */
+  reservedInputBytes?: number;
   /**
    * Reply bytes waiting for a client to read them above which the connection stops running its
    * queued calls and stops reading, until the client catches up (default 1 MiB).
@@ -227,6 +231,8 @@ const SUN_PATH_MAX = 107;
 // Lines a client can trigger at will: this many per key, then one summary per interval.
 const LOG_BURST = 5;
 const LOG_INTERVAL_MS = 10_000;
+// A connection holding no more than this is never closed for the input budget: the CLI's calls fit.
+const SMALL_CALL_BYTES = 64 * 1024;
 
 interface ServedInterface {
   definition: VarlinkInterface;
@@ -269,7 +275,7 @@ export class VarlinkServer {
   readonly #options: Required<
     Pick<
       VarlinkServerOptions,
-      'vendor' | 'product' | 'version' | 'url' | 'maxMessageSize' | 'maxConnections' | 'maxConnectionsPerUid' | 'reservedConnections' | 'idleTimeoutMs' | 'maxInputBytes' | 'outputHighWater'
+      'vendor' | 'product' | 'version' | 'url' | 'maxMessageSize' | 'maxConnections' | 'maxConnectionsPerUid' | 'reservedConnections' | 'idleTimeoutMs' | 'maxInputBytes' | 'reservedInputBytes' | 'outputHighWater'
     >
   > &
     VarlinkServerOptions;
@@ -305,6 +311,7 @@ export class VarlinkServer {
       reservedConnections: options.reservedConnections ?? 64,
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxInputBytes: options.maxInputBytes ?? 64 * 1024 * 1024,
+      reservedInputBytes: options.reservedInputBytes ?? 32 * 1024 * 1024,
       outputHighWater: options.outputHighWater ?? 1024 * 1024,
     };
     this.#privileged = new Set(options.privilegedUids ?? [0, process.getuid?.() ?? 0]);
@@ -434,9 +441,10 @@ export class VarlinkServer {
   }
 
   #accountInput(connection: Connection, delta: number): boolean {
-    if (this.#isPrivileged(connection.peer)) return true;
     this.#inputBytes += delta;
-    return delta <= 0 || this.#inputBytes <= this.#options.maxInputBytes;
+    if (delta <= 0 || connection.inputBytes <= SMALL_CALL_BYTES) return true;
+    const limit = this.#options.maxInputBytes + (this.#isPrivileged(connection.peer) ? this.#options.reservedInputBytes : 0);
+    return this.#inputBytes <= limit;
   }
 
   /**
