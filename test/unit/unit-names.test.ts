@@ -79,6 +79,14 @@ describe('unit files with invalid names', () => {
       }
       const status = await d.call<{ unit: { activeState: string } }>('Status', { name: 'good.service' });
       assert.equal(status.unit.activeState, 'active');
+      // Each shows in the list as a unit that did not load, with the reason.
+      const { units } = await d.call<{ units: { name: string; loadState: string; loadErrors: string[] | null }[] }>('List');
+      for (const [name, why] of Object.entries(BAD)) {
+        const entry = units.find((u) => u.name === name);
+        assert.ok(entry !== undefined, `${JSON.stringify(name)} is listed`);
+        assert.notEqual(entry.loadState, 'loaded');
+        assert.ok(entry.loadErrors?.some((e) => e.includes(why)), JSON.stringify(entry.loadErrors));
+      }
     } finally {
       await d.stop();
     }
