@@ -79,11 +79,13 @@ export interface InvalidUnitFile {
 
 /**
  * Whether a directory entry that is not a valid unit name deserves a word: files ending in
- * `.service` were surely meant as units (`my app.service`, `café.service`); anything else (a
- * README, an editor's backup `x.service~`) is not a unit file at all and is passed over quietly.
+ * `.service` were surely meant as units (`my app.service`, `café.service`, `.hidden.service`);
+ * anything else (a README, an editor's backup `x.service~` or lock `.#x.service`) is not a unit
+ * file at all and is passed over quietly.
  */
 function invalidUnitFile(dir: string, name: string): InvalidUnitFile | undefined {
-  if (!name.endsWith('.service')) return undefined;
+  // `.#name` is an editor's lock file, not a unit.
+  if (!name.endsWith('.service') || name.startsWith('.#')) return undefined;
   const why = unitNameProblem(name, UNIT_TYPES) ?? 'it is not a valid unit name';
   return { name, path: path.join(dir, name), why };
 }
@@ -112,7 +114,9 @@ class UnitIndex {
       }
       for (const d of list) {
         if (!d.isFile() && !d.isSymbolicLink()) continue;
-        if (!isValidUnitName(d.name)) {
+        // A hidden name is valid for systemd, which skips such files; holdfast's logs and state
+        // cannot take one either, so it is reported rather than loaded.
+        if (!isValidUnitName(d.name) || d.name.startsWith('.')) {
           const bad = invalidUnitFile(dir, d.name);
           if (bad !== undefined) invalid.set(d.name, bad);
           continue;
@@ -401,7 +405,7 @@ export class UnitDirectories {
     });
     const parts = parseUnitName(name);
     const invalid = this.index.invalid.get(name);
-    if (parts === undefined && invalid !== undefined) {
+    if (invalid !== undefined) {
       return none('error', `${JSON.stringify(invalid.name)} is not a valid unit name (${invalid.why}); the file is not loaded. Rename it.`, invalid.path);
     }
     if (parts === undefined) return none('not-found', `'${name}' is not a valid unit name${describeProblem(name)}`);
