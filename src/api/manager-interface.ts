@@ -2,10 +2,12 @@
  * `io.holdfast.Manager`: everything the CLI does, over Varlink. Processes appear as systemd's
  * `ProcessId` (pid + pidfd id + boot id).
  */
+import { readFileSync } from 'node:fs';
 import { native } from '../native.js';
 import { hasCode, Pidfd, ProcessRef, signalNumber } from '../pidfd/index.js';
 import type { JobOutcome, Manager } from '../manager/manager.js';
 import type { LogRecord, ManagerEvent, UnitStatus } from '../manager/types.js';
+import { unitNameProblem } from '../unit/unit-name.js';
 import { VarlinkError, type JsonValue, type VarlinkCall, type VarlinkInterfaceImplementation } from './varlink/index.js';
 
 export const MANAGER_INTERFACE = 'io.holdfast.Manager';
@@ -80,6 +82,8 @@ error UnitExists (name: string)
 error InvalidUnit (errors: []string)
 error NoSuchProcess (pid: int)
 error ProcessNotInUnit (pid: int)
+# The process may not be put in a unit: PID 1, or the daemon itself.
+error ProcessRefused (pid: int, reason: string)
 error InvalidSignal (signal: string)
 error NotSupported (reason: string)
 `;
@@ -164,6 +168,7 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
       },
       DaemonReload: () => manager.reload(),
       Run: async (params: { name: string; unit: string; noBlock?: boolean | null }) => {
+        checkTransientName(params.name.endsWith('.service') ? params.name : `${params.name}.service`, ['service']);
         try {
           if (params.noBlock === true) {
             const pending = manager.runTransient(params.name, params.unit);
@@ -232,7 +237,12 @@ export function managerInterface(manager: Manager, logs: LogReader): VarlinkInte
         if (params.processes.length === 0) throw new VarlinkError('org.varlink.service.InvalidParameter', { parameter: 'processes' });
         const handles: Pidfd[] = [];
         try {
-          for (const value of params.processes) handles.push(processHandle(value, call));
+          if (params.name != null) checkTransientName(params.name.endsWith('.scope') || params.name.endsWith('.service') ? params.name : `${params.name}.scope`, ['scope', 'service']);
+          for (const value of params.processes) {
+            const handle = processHandle(value, call);
+            handles.push(handle);
+            refuseForeignProcess(handle, call);
+          }
           const name = params.name ?? `run-${handles[0]!.pid}-${Date.now().toString(36)}.scope`;
           const unit = manager.createScope(name, handles, params.description ?? `Scope of PID ${handles.map((h) => h.pid).join(', ')}`);
           return { unit: unit.name };
@@ -277,6 +287,40 @@ export function reexecInterface(reexec: () => void): VarlinkInterfaceImplementat
       },
     },
   };
+}
+
+/** Refuses a transient unit name that could not be a unit file's name, before anything is made of it. */
+function checkTransientName(name: string, types: readonly ('service' | 'scope')[]): void {
+  const problem = unitNameProblem(name, types);
+  if (problem !== undefined) throw new VarlinkError(`${MANAGER_INTERFACE}.InvalidUnit`, { errors: [`invalid unit name ${JSON.stringify(name)}: ${problem}`] });
+}
+
+/**
+ * Refuses processes no unit may hold: PID 1 (init: stopping the scope would signal it), the daemon
+ * itself (it would supervise, and on stop kill, itself), and, unless the caller is root, a process
+ * the caller could not signal itself (the kernel's rule for kill(2): the caller's uid is the
+ * process's real or saved uid); otherwise `stop` of the scope would let the daemon signal it on
+ * the caller's behalf.
+ */
+function refuseForeignProcess(handle: Pidfd, call: VarlinkCall): void {
+  const refuse = (reason: string): never => {
+    throw new VarlinkError(`${MANAGER_INTERFACE}.ProcessRefused`, { pid: handle.pid, reason });
+  };
+  if (handle.pid === 1) refuse('PID 1 (init) cannot be put in a unit');
+  if (handle.pid === process.pid) refuse('the holdfast daemon cannot be put in one of its own units');
+  const caller = call.peer;
+  if (caller === undefined) refuse('the caller could not be identified');
+  if (caller!.uid === 0 || caller!.pid === handle.pid) return;
+  let uids: number[] | undefined;
+  try {
+    const line = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${handle.pid}/status`, 'utf8'));
+    if (line !== null) uids = [Number(line[1]), Number(line[3])];
+  } catch {
+    uids = undefined;
+  }
+  // Read by PID: it counts only if the pidfd's process is still the one that PID names.
+  if (uids === undefined || !handle.isAlive()) throw new VarlinkError(`${MANAGER_INTERFACE}.NoSuchProcess`, { pid: handle.pid });
+  if (!uids.includes(caller!.uid)) refuse(`it belongs to uid ${uids[0]}; only root may put another user's process in a unit`);
 }
 
 /** A verified handle for a `ProcessId` parameter; pid 0 is the caller, from the connection. */

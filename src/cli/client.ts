@@ -1,5 +1,7 @@
 /** Talking to the daemon from the CLI: connect, call, and turn errors into one line and an exit code. */
-import { clientSocketPath } from '../manager/paths.js';
+import { lstatSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { clientSocketPath, ensureOwnDirectory, UnsafeDirectoryError } from '../manager/paths.js';
 import { VarlinkClient, VarlinkError } from '../api/varlink/index.js';
 import { MANAGER_INTERFACE } from '../api/manager-interface.js';
 import { UsageError } from './command.js';
@@ -13,6 +15,10 @@ export const clientOptions = {
 /** Connects to the daemon, runs `fn`, and closes. A daemon that is not there is one clear line. */
 export async function withDaemon<T>(socketFlag: string | undefined, fn: (client: VarlinkClient) => Promise<T>): Promise<T> {
   const path = clientSocketPath(socketFlag);
+  // The default path may lie in a directory another user made first (/tmp without
+  // $XDG_RUNTIME_DIR): talk only to a socket in a directory of our own. A path given explicitly is
+  // the caller's choice.
+  if (socketFlag === undefined && process.env['HOLDFAST_SOCKET'] === undefined) refuseForeignSocket(path);
   let client: VarlinkClient;
   try {
     client = await VarlinkClient.connect(path);
@@ -25,6 +31,21 @@ export async function withDaemon<T>(socketFlag: string | undefined, fn: (client:
     return await fn(client);
   } finally {
     await client.close();
+  }
+}
+
+/** Refuses a socket that someone other than this user or root could have put in place. */
+function refuseForeignSocket(path: string): void {
+  const uid = process.getuid?.() ?? 0;
+  try {
+    if (!ensureOwnDirectory(dirname(path), { create: false })) return;
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (st !== undefined && st.uid !== uid && st.uid !== 0) {
+      throw new UnsafeDirectoryError(path, st.uid, st.mode, `the control socket must belong to uid ${uid} or root`);
+    }
+  } catch (error) {
+    if (!(error instanceof UnsafeDirectoryError)) throw error;
+    throw new UsageError(`will not talk to the daemon at ${path}: ${error.message}`, 1);
   }
 }
 
@@ -52,6 +73,8 @@ export function explain(error: unknown, unitExitCode = 5): never {
         throw new UsageError(String(p['reason']), 1);
       case method('NoSuchProcess'):
         throw new UsageError(`no such process: ${String(p['pid'])}`, 1);
+      case method('ProcessRefused'):
+        throw new UsageError(`process ${String(p['pid'])} refused: ${String(p['reason'])}`, 1);
       case method('ProcessNotInUnit'):
         throw new UsageError(`process ${String(p['pid'])} belongs to no unit`, 1);
       default:

@@ -46,8 +46,28 @@ Run 'holdfast VERB --help' for the options of one verb.
 Exit codes: 0 success; 1 the operation failed or the answer is "no"; 2 bad usage;
 3 (status, is-active) the unit is not active; 4 no such unit.`;
 
+/** Exit status of a process that SIGPIPE ended, as a shell reports it. */
+const EXIT_BROKEN_PIPE = 128 + 13;
+
+/**
+ * Makes a closed output end the command quietly, as SIGPIPE ends `cat`: `holdfast status X | head`
+ * must not print a stack trace once `head` has read enough. Node ignores SIGPIPE, so the write
+ * fails with EPIPE instead, as an 'error' event nobody would handle. A verb that handles its own
+ * output errors (`up` stops its units first) adds a listener of its own, and this one steps aside.
+ */
+function exitQuietlyOnBrokenPipe(stream: NodeJS.WriteStream): void {
+  const onError = (error: NodeJS.ErrnoException): void => {
+    if (stream.listenerCount('error') > 1) return;
+    if (error.code === 'EPIPE' || error.code === 'ECONNRESET') process.exit(EXIT_BROKEN_PIPE);
+    throw error;
+  };
+  stream.on('error', onError);
+}
+
 /** Entry point of the `holdfast` command; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnBrokenPipe(process.stdout);
+  exitQuietlyOnBrokenPipe(process.stderr);
   const [verb, ...rest] = argv;
   if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
     const lines: string[] = [];

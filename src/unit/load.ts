@@ -15,7 +15,7 @@ import { lexUnitFile } from './lexer.js';
 import { parseServiceUnit, type UnitSource } from './parse.js';
 import type { ServiceUnitConfig } from './service-config.js';
 import { expandSpecifiers, hostSpecifierContext, type HostContext } from './specifiers.js';
-import { instantiate, isValidUnitName, parseUnitName, templateOf } from './unit-name.js';
+import { instantiate, isValidUnitName, parseUnitName, templateOf, unitNameProblem, UNIT_TYPES } from './unit-name.js';
 import { splitWords } from './words.js';
 
 /** Options for {@link loadServiceUnit} and {@link resolveUnitFiles}. */
@@ -69,6 +69,27 @@ type Inspection =
   | { readonly kind: 'alias'; readonly target: string }
   | { readonly kind: 'bad'; readonly path: string; readonly why: string };
 
+/** A file that looks meant as a unit (it ends in `.service`) but whose name no unit can have. */
+export interface InvalidUnitFile {
+  readonly name: string;
+  readonly path: string;
+  /** Why the name is not valid, in words. */
+  readonly why: string;
+}
+
+/**
+ * Whether a directory entry that is not a valid unit name deserves a word: files ending in
+ * `.service` were surely meant as units (`my app.service`, `café.service`, `.hidden.service`);
+ * anything else (a README, an editor's backup `x.service~` or lock `.#x.service`) is not a unit
+ * file at all and is passed over quietly.
+ */
+function invalidUnitFile(dir: string, name: string): InvalidUnitFile | undefined {
+  // `.#name` is an editor's lock file, not a unit.
+  if (!name.endsWith('.service') || name.startsWith('.#')) return undefined;
+  const why = unitNameProblem(name, UNIT_TYPES) ?? 'it is not a valid unit name';
+  return { name, path: path.join(dir, name), why };
+}
+
 /** Unit files of all directories, the highest-priority entry per name. */
 class UnitIndex {
   private installAliases: Map<string, string> | undefined;
@@ -76,11 +97,14 @@ class UnitIndex {
   private constructor(
     readonly dirs: readonly string[],
     readonly entries: ReadonlyMap<string, DirEntry>,
+    /** Files meant as units whose names are not valid, by name. */
+    readonly invalid: ReadonlyMap<string, InvalidUnitFile>,
   ) {}
 
   static async scan(unitDirs: readonly string[]): Promise<UnitIndex> {
     const dirs = unitDirs.map((d) => path.resolve(d));
     const entries = new Map<string, DirEntry>();
+    const invalid = new Map<string, InvalidUnitFile>();
     for (const dir of dirs) {
       let list: import('node:fs').Dirent[];
       try {
@@ -89,12 +113,18 @@ class UnitIndex {
         continue;
       }
       for (const d of list) {
-        if (!isValidUnitName(d.name)) continue;
         if (!d.isFile() && !d.isSymbolicLink()) continue;
+        // A hidden name is valid for systemd, which skips such files; holdfast's logs and state
+        // cannot take one either, so it is reported rather than loaded.
+        if (!isValidUnitName(d.name) || d.name.startsWith('.')) {
+          const bad = invalidUnitFile(dir, d.name);
+          if (bad !== undefined) invalid.set(d.name, bad);
+          continue;
+        }
         entries.set(d.name, { name: d.name, dir, path: path.join(dir, d.name), symlink: d.isSymbolicLink() });
       }
     }
-    return new UnitIndex(dirs, entries);
+    return new UnitIndex(dirs, entries, invalid);
   }
 
   /** Classifies an entry: a fragment, a mask, an alias of another name, or unusable. */
@@ -311,6 +341,12 @@ export interface UnitListEntry {
   readonly kind: UnitListKind;
   /** The file that provides it (the symlink itself for aliases); absent for `[Install] Alias=` names. */
   readonly path?: string;
+  /**
+   * Why the file cannot be loaded under its name, for a `.service` file whose name is not a valid
+   * unit name. It is listed as a service all the same, so that loading it reports the file and why
+   * instead of passing it over in silence.
+   */
+  readonly problem?: string;
   /** For aliases: the unit they stand for. */
   readonly target?: string;
 }
@@ -329,6 +365,11 @@ export class UnitDirectories {
   /** Scans `options.unitDirs` (missing directories are skipped). */
   static async open(options: LoadOptions): Promise<UnitDirectories> {
     return new UnitDirectories(await UnitIndex.scan(options.unitDirs), options, options.host ?? hostSpecifierContext());
+  }
+
+  /** The `.service` files whose names are not valid unit names, with why; they cannot be loaded. */
+  get invalidFiles(): InvalidUnitFile[] {
+    return [...this.index.invalid.values()];
   }
 
   /**
@@ -363,7 +404,11 @@ export class UnitDirectories {
       state,
     });
     const parts = parseUnitName(name);
-    if (parts === undefined) return none('not-found', `'${name}' is not a valid unit name`);
+    const invalid = this.index.invalid.get(name);
+    if (invalid !== undefined) {
+      return none('error', `${JSON.stringify(invalid.name)} is not a valid unit name (${invalid.why}); the file is not loaded. Rename it.`, invalid.path);
+    }
+    if (parts === undefined) return none('not-found', `'${name}' is not a valid unit name${describeProblem(name)}`);
     if (parts.type !== 'service') return none('unsupported', `.${parts.type} units are not supported by holdfast; only .service units are`);
     if (parts.kind === 'template') return none('not-found', `${name} is a template; load an instance of it such as ${parts.prefix}@NAME.service`);
 
@@ -406,8 +451,15 @@ export class UnitDirectories {
     if (this.options.installAliases !== false) {
       for (const [alias, target] of await index.installAliasMap(this.host)) out.push({ name: alias, kind: 'alias', target });
     }
+    for (const bad of index.invalid.values()) out.push({ name: bad.name, kind: 'service', path: bad.path, problem: bad.why });
     return out.sort((a, b) => compareBytes(a.name, b.name));
   }
+}
+
+/** `: why` for a name that is not valid, or nothing when there is nothing more to say. */
+function describeProblem(name: string): string {
+  const why = unitNameProblem(name, UNIT_TYPES);
+  return why === undefined ? '' : ` (${why})`;
 }
 
 /** {@link UnitDirectories.resolve} after a fresh scan. */

@@ -125,3 +125,35 @@ export function escapeUnitPath(path: string): string {
   const trimmed = path.split('/').filter((c) => c !== '' && c !== '.').join('/');
   return trimmed === '' ? '-' : escapeUnitName(trimmed);
 }
+
+/**
+ * Why a name cannot be used for a unit file or a transient unit, in words, or undefined when it
+ * can: a valid unit name of one of `types`, not a template, and not hidden. A name starting with
+ * `.` is valid for systemd but hidden: unit directories skip such files, so a unit of that name
+ * could never be found again by its file.
+ */
+export function unitNameProblem(name: string, types: readonly UnitType[] = ['service']): string | undefined {
+  if (name.length === 0) return 'the name is empty';
+  if (Buffer.byteLength(name) > UNIT_NAME_MAX) return `the name is longer than ${UNIT_NAME_MAX} bytes`;
+  const dot = name.lastIndexOf('.');
+  const type = dot < 0 ? '' : name.slice(dot + 1);
+  if (!(types as readonly string[]).includes(type)) return `the name does not end in ${types.map((t) => `.${t}`).join(' or ')}`;
+  if (dot === 0) return 'the name has nothing before its suffix';
+  if (name.startsWith('.')) return "the name starts with '.' (a hidden file, skipped in unit directories)";
+  for (const c of name.slice(0, dot)) {
+    if (c !== '@' && !VALID_CHAR.test(c)) return `the name holds ${describeChar(c)}; unit names hold only ASCII letters, digits and ":-_.\\@"`;
+  }
+  const parts = parseUnitName(name);
+  if (parts === undefined) return "the name starts with '@'";
+  if (parts.kind === 'template') return 'the name is a template (nothing between @ and the suffix)';
+  return undefined;
+}
+
+/** A character as a reader can tell it apart: `a space`, `a newline`, `"é" (U+00E9)`. */
+function describeChar(c: string): string {
+  if (c === ' ') return 'a space';
+  if (c === '\n') return 'a newline';
+  if (c === '\t') return 'a tab';
+  const code = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  return /\p{Cc}/u.test(c) ? `the control character ${code}` : `${JSON.stringify(c)} (${code})`;
+}

@@ -174,6 +174,7 @@ describe('robustness', () => {
   it('survives thousands of connections opened and closed in every state', async () => {
     const total = 2400;
     const streamsBefore = observed.cancelled.length;
+    const violationsBefore = server.stats.protocolViolations;
     let answered = 0;
     const one = (i: number): Promise<void> =>
       new Promise((resolve) => {
@@ -223,6 +224,8 @@ describe('robustness', () => {
     await waitFor(() => observed.cancelled.length === streamsBefore + total / 6, 'every stream handler to be cancelled');
     assert.equal(observed.watchStarted >= total / 6, true);
     assert.equal(logs.filter((l) => l.includes('protocol violation, closing: message is not valid UTF-8') || l.includes('message is not valid JSON')).length, total / 6);
+    // Garbage, and half a message then gone: each is a violation, and counted.
+    assert.equal(server.stats.protocolViolations - violationsBefore, total / 3);
     assert.equal(logs.filter((l) => l.startsWith('error: ')).length, 0);
     await assertHealthy();
   });

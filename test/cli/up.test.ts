@@ -5,12 +5,12 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Pidfd } from '../../src/index.js';
-import { HOLDFAST_BIN } from '../helpers/cli.js';
+import { HOLDFAST_BIN, holdfast } from '../helpers/cli.js';
 
 let dir: string;
 before(() => {
@@ -23,8 +23,8 @@ after(() => {
 });
 
 /** Starts `holdfast up` and waits until both services run; returns their pidfds. */
-async function startUp(): Promise<{ up: ChildProcess; service: Pidfd; quiet: Pidfd; output: () => string; exited: Promise<number | null> }> {
-  const up = spawn(process.execPath, [HOLDFAST_BIN, 'up', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startUp(env: NodeJS.ProcessEnv = {}): Promise<{ up: ChildProcess; service: Pidfd; quiet: Pidfd; output: () => string; exited: Promise<number | null> }> {
+  const up = spawn(process.execPath, [HOLDFAST_BIN, 'up', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const exited = new Promise<number | null>((resolve) => up.once('exit', (code) => resolve(code)));
   let output = '';
   up.stdout!.setEncoding('utf8');
@@ -60,6 +60,27 @@ describe('holdfast up', () => {
       assert.equal((await handle.exited).signal, 'SIGTERM', 'each service was stopped, not left behind');
       handle.close();
     }
+  });
+
+  it('removes its private directory in $TMPDIR once stopped cleanly, and its help says where that is', async (t) => {
+    const tmp = mkdtempSync(join(tmpdir(), 'holdfast-up-tmpdir-'));
+    t.after(() => rmSync(tmp, { recursive: true, force: true }));
+    const { up, service, quiet, output, exited } = await startUp({ TMPDIR: tmp });
+    up.stdout!.on('data', () => {});
+    const work = readdirSync(tmp);
+    assert.equal(work.length, 1, 'one private directory while it runs');
+    assert.match(work[0]!, /^holdfast-up-/);
+    assert.match(output(), new RegExp(`control socket ${join(tmp, work[0]!, 'control').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    up.kill('SIGINT');
+    assert.equal(await exited, 0);
+    for (const handle of [service, quiet]) {
+      await handle.exited;
+      handle.close();
+    }
+    assert.deepEqual(readdirSync(tmp), [], 'nothing left behind');
+    const help = await holdfast(['up', '--help']);
+    assert.match(help.stdout, /\$TMPDIR\/holdfast-up-XXXXXX/);
+    assert.match(help.stdout, /removed when up ends cleanly/);
   });
 
   it('when its output goes away (the reading end closed), it stops everything instead of dying and leaving them', async () => {

@@ -11,11 +11,12 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { closeSync, promises as fsp } from 'node:fs';
 import { dirname, join, resolve as resolvePath, sep } from 'node:path';
-import { DEFAULT_MAX_MESSAGE_SIZE, MessageDecoder, VarlinkProtocolError, decodeMessage, encodeReply, isJsonObject, parseCall } from './wire.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, isJsonObject } from './wire.js';
 import { findMethod, parseInterface, validateParameters, type VarlinkInterface, type VarlinkMethodDefinition } from './idl.js';
 import { VarlinkError, VarlinkErrorName, defaultMapError, systemError } from './errors.js';
 import { handleFd } from './handle.js';
-import type { IdentifyPeer, JsonObject, PeerIdentity, VarlinkCallMessage, VarlinkLogger, VarlinkReplyMessage } from './types.js';
+import { CallContext, Connection, errorText, type ConnectionHost } from './connection.js';
+import type { IdentifyPeer, JsonObject, PeerIdentity, VarlinkCallMessage, VarlinkLogger } from './types.js';
 
 /** What a method handler may return: the final reply's parameters, or nothing for `{}`. */
 export type VarlinkHandlerResult = object | undefined | void;
@@ -123,13 +124,49 @@ export interface VarlinkServerOptions {
   identifyPeer?: IdentifyPeer;
   /** Largest message accepted from a client, in bytes without the NUL (default 16 MiB). */
   maxMessageSize?: number;
-  /** Connections served at once; more are closed right after accept (default 4096). */
+  /**
+   * Connections served at once for everyone but the privileged uids; more are closed right after
+   * accept (default 2048).
+   */
   maxConnections?: number;
   /**
-   * Connections served at once per peer uid, when the peer is known (default 1024). Keeps one user
-   * from exhausting {@link VarlinkServerOptions.maxConnections} for everyone else.
+   * Connections served at once per peer uid that is not privileged (default 256), and for peers
+   * that could not be identified, together. Keeps one user from exhausting
+   * {@link VarlinkServerOptions.maxConnections} for everyone else.
    */
   maxConnectionsPerUid?: number;
+  /**
+   * Connections kept for the privileged uids beyond {@link VarlinkServerOptions.maxConnections}
+   * (default 64), so that root's and the owner's CLI get through however many connections others
+   * hold.
+   */
+  reservedConnections?: number;
+  /**
+   * Uids never refused for the per-uid limit and allowed into the reserve (default: root and the
+   * uid this process runs as).
+   */
+  privilegedUids?: readonly number[];
+  /**
+   * A connection with no call in progress (a running `more` call such as a subscription counts as
+   * one) is closed after this many milliseconds, whatever partial message it holds (default
+   * 60000; 0 never closes).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Input bytes all connections may hold at once, partial messages and queued calls together
+   * (default 64 MiB), plus {@link VarlinkServerOptions.reservedInputBytes} for the privileged uids.
+   * Beyond it, a connection that holds more than a small call's worth (64 KiB) is closed, so that
+   * small calls (the CLI's) still get through. Each connection on its own is limited by
+   * {@link VarlinkServerOptions.maxMessageSize}.
+   */
+  maxInputBytes?: number;
+  /** Input bytes only the privileged uids may use beyond {@link VarlinkServerOptions.maxInputBytes} (default 32 MiB). */
+  reservedInputBytes?: number;
+  /**
+   * Reply bytes waiting for a client to read them above which the connection stops running its
+   * queued calls and stops reading, until the client catches up (default 1 MiB).
+   */
+  outputHighWater?: number;
   /** Where log lines go (default: warnings and errors to stderr). */
   log?: VarlinkLogger;
   /**
@@ -191,9 +228,11 @@ error ExpectedMore ()
 
 // Longest path a sockaddr_un can hold, not counting the terminating NUL.
 const SUN_PATH_MAX = 107;
-// Calls queued on one connection before we stop reading from it; resumed below the low mark.
-const QUEUE_HIGH = 64;
-const QUEUE_LOW = 16;
+// Lines a client can trigger at will: this many per key, then one summary per interval.
+const LOG_BURST = 5;
+const LOG_INTERVAL_MS = 10_000;
+// A connection holding no more than this is never closed for the input budget: the CLI's calls fit.
+const SMALL_CALL_BYTES = 64 * 1024;
 
 interface ServedInterface {
   definition: VarlinkInterface;
@@ -201,15 +240,24 @@ interface ServedInterface {
   methods: Map<string, VarlinkMethodHandler>;
 }
 
-type QueueItem = { kind: 'message'; body: Buffer } | { kind: 'error'; reason: string };
-
 function defaultLog(level: string, message: string): void {
   if (level === 'warning' || level === 'error') process.stderr.write(`varlink: ${message}\n`);
 }
 
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.stack?.split('\n', 1)[0] ?? `${err.name}: ${err.message}`;
-  return String(err);
+/** What a server holds at the moment, for monitoring and tests. */
+export interface VarlinkServerStats {
+  /** Connections open. */
+  connections: number;
+  /** Input bytes held: partial messages and calls queued, over every connection. */
+  inputBytes: number;
+  /** Reply bytes written and not yet taken by the kernel, over every connection. */
+  outputBytes: number;
+  /** Connections whose reading is paused (backpressure, or a failed stream being closed). */
+  pausedConnections: number;
+  /** Connections refused since the server started (limits reached). */
+  refusedConnections: number;
+  /** Connections closed for a protocol violation since the server started. */
+  protocolViolations: number;
 }
 
 /**
@@ -224,7 +272,19 @@ function errorText(err: unknown): string {
  * await server.listen({ path: '/run/demo/io.example.demo' });
  */
 export class VarlinkServer {
-  readonly #options: Required<Pick<VarlinkServerOptions, 'vendor' | 'product' | 'version' | 'url' | 'maxMessageSize' | 'maxConnections' | 'maxConnectionsPerUid'>> & VarlinkServerOptions;
+  readonly #options: Required<
+    Pick<
+      VarlinkServerOptions,
+      'vendor' | 'product' | 'version' | 'url' | 'maxMessageSize' | 'maxConnections' | 'maxConnectionsPerUid' | 'reservedConnections' | 'idleTimeoutMs' | 'maxInputBytes' | 'reservedInputBytes' | 'outputHighWater'
+    >
+  > &
+    VarlinkServerOptions;
+  readonly #privileged: ReadonlySet<number>;
+  readonly #host: ConnectionHost;
+  readonly #logBudget = new Map<string, { since: number; count: number }>();
+  #inputBytes = 0;
+  #refused = 0;
+  #violations = 0;
   readonly #log: VarlinkLogger;
   readonly #mapError: (err: unknown) => VarlinkError;
   readonly #interfaces = new Map<string, ServedInterface>();
@@ -246,8 +306,31 @@ export class VarlinkServer {
       version: options.version ?? '',
       url: options.url ?? '',
       maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-      maxConnections: options.maxConnections ?? 4096,
-      maxConnectionsPerUid: options.maxConnectionsPerUid ?? 1024,
+      maxConnections: options.maxConnections ?? 2048,
+      maxConnectionsPerUid: options.maxConnectionsPerUid ?? 256,
+      reservedConnections: options.reservedConnections ?? 64,
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      maxInputBytes: options.maxInputBytes ?? 64 * 1024 * 1024,
+      reservedInputBytes: options.reservedInputBytes ?? 32 * 1024 * 1024,
+      outputHighWater: options.outputHighWater ?? 1024 * 1024,
+    };
+    this.#privileged = new Set(options.privilegedUids ?? [0, process.getuid?.() ?? 0]);
+    const server = this;
+    this.#host = {
+      maxMessageSize: this.#options.maxMessageSize,
+      idleTimeoutMs: this.#options.idleTimeoutMs,
+      outputHighWater: this.#options.outputHighWater,
+      get log() {
+        return server.#log;
+      },
+      logLimited: (connection, kind, level, message) => {
+        if (kind === 'protocol') this.#violations++;
+        if (this.#isStranger(connection.peer)) this.#logLimited(`${kind}:${connection.peer?.uid ?? 'unidentified'}`, level, message);
+        else this.#log(level, message);
+      },
+      accountInput: (connection, delta) => this.#accountInput(connection, delta),
+      dispatch: (connection, message) => this.#dispatch(connection, message),
+      forget: (connection) => this.#forget(connection),
     };
     this.#log = options.log ?? defaultLog;
     this.#mapError = options.mapError ?? defaultMapError;
@@ -311,6 +394,59 @@ export class VarlinkServer {
     return this.#connections.size;
   }
 
+  /** What the server holds right now: connections, buffered input and output. */
+  get stats(): VarlinkServerStats {
+    let inputBytes = 0;
+    let outputBytes = 0;
+    let pausedConnections = 0;
+    for (const connection of this.#connections) {
+      inputBytes += connection.inputBytes;
+      outputBytes += connection.outputBytes;
+      if (connection.readingPaused) pausedConnections++;
+    }
+    return { connections: this.#connections.size, inputBytes, outputBytes, pausedConnections, refusedConnections: this.#refused, protocolViolations: this.#violations };
+  }
+
+  #isPrivileged(peer: PeerIdentity | undefined): boolean {
+    return peer !== undefined && this.#privileged.has(peer.uid);
+  }
+
+  /**
+   * A peer whose log lines are rate-limited: anyone but the privileged uids, once the server
+   * identifies peers at all (without identification it cannot tell, and logs everything).
+   */
+  #isStranger(peer: PeerIdentity | undefined): boolean {
+    return this.#options.identifyPeer !== undefined && !this.#isPrivileged(peer);
+  }
+
+  /**
+   * Logs a line a client can cause at will (refusals, protocol violations) at most
+   * {@link LOG_BURST} times per key and interval, then once more with the number left out, so a
+   * flood cannot fill the daemon's log.
+   */
+  #logLimited(key: string, level: 'warning' | 'debug', message: string): void {
+    const now = Date.now();
+    let budget = this.#logBudget.get(key);
+    if (budget === undefined || now - budget.since >= LOG_INTERVAL_MS) {
+      const skipped = budget === undefined ? 0 : budget.count - LOG_BURST;
+      if (skipped > 0) this.#log(level, `${skipped} similar line(s) (${key}) left out in the last ${Math.round((now - budget!.since) / 1000)} s`);
+      budget = { since: now, count: 0 };
+      this.#logBudget.set(key, budget);
+      // Keys are per uid; forget old ones so a stream of uids cannot grow the map without end.
+      if (this.#logBudget.size > 1024) for (const [k, b] of this.#logBudget) if (now - b.since >= LOG_INTERVAL_MS) this.#logBudget.delete(k);
+    }
+    budget.count++;
+    if (budget.count <= LOG_BURST) this.#log(level, message);
+    else if (budget.count === LOG_BURST + 1) this.#log(level, `more lines like the last (${key}) are left out for ${LOG_INTERVAL_MS / 1000} s`);
+  }
+
+  #accountInput(connection: Connection, delta: number): boolean {
+    this.#inputBytes += delta;
+    if (delta <= 0 || connection.inputBytes <= SMALL_CALL_BYTES) return true;
+    const limit = this.#options.maxInputBytes + (this.#isPrivileged(connection.peer) ? this.#options.reservedInputBytes : 0);
+    return this.#inputBytes <= limit;
+  }
+
   /**
    * Starts accepting connections.
    *
@@ -326,9 +462,13 @@ export class VarlinkServer {
     if (this.#server !== undefined) throw new Error('already listening');
     if (this.#closing !== undefined) throw new Error('server is closed');
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false });
-    server.maxConnections = this.#options.maxConnections;
+    // The hard limit, reserve included; who gets the reserve is decided once the peer is known.
+    server.maxConnections = this.#options.maxConnections + this.#options.reservedConnections;
     server.on('connection', (socket) => this.#accept(socket));
-    server.on('drop', () => this.#log('warning', `connection refused: limit of ${this.#options.maxConnections} connections reached`));
+    server.on('drop', () => {
+      this.#refused++;
+      this.#logLimited('drop', 'warning', `connection refused: limit of ${server.maxConnections} connections reached`);
+    });
     this.#server = server;
     try {
       if ('fd' in target) await listenOn(server, { fd: target.fd });
@@ -402,53 +542,47 @@ export class VarlinkServer {
         }
       }
     }
-    if (peer !== undefined) {
-      const count = this.#perUid.get(peer.uid) ?? 0;
-      if (count >= this.#options.maxConnectionsPerUid) {
-        this.#log('warning', `connection ${id}: refused, uid ${peer.uid} already has ${count} connections`);
-        closePidfd(peer);
-        socket.destroy();
-        return;
-      }
-      this.#perUid.set(peer.uid, count + 1);
+    // Peers that could not be identified share one count, under an impossible uid.
+    const uidKey = peer?.uid ?? -1;
+    const count = this.#perUid.get(uidKey) ?? 0;
+    let refusal: string | undefined;
+    if (!this.#isPrivileged(peer)) {
+      // Without identification configured, all peers are alike: only the total applies.
+      const counted = peer !== undefined || this.#options.identifyPeer !== undefined;
+      if (counted && count >= this.#options.maxConnectionsPerUid) refusal = `${peer === undefined ? 'unidentified peers' : `uid ${peer.uid}`} already has ${count} connections`;
+      else if (this.#connections.size >= this.#options.maxConnections) refusal = `${this.#connections.size} connections open, the rest are kept for root and the owner`;
     }
-    const connection = new Connection(this, id, socket, peer);
+    if (refusal !== undefined) {
+      this.#refused++;
+      const line = `connection ${id}: refused, ${refusal}`;
+      if (this.#isStranger(peer)) this.#logLimited(`refused:${uidKey}`, 'warning', line);
+      else this.#log('warning', line);
+      if (peer !== undefined) closePidfd(peer);
+      socket.destroy();
+      return;
+    }
+    this.#perUid.set(uidKey, count + 1);
+    const connection = new Connection(this.#host, id, socket, peer);
     this.#connections.add(connection);
   }
 
-  /** @internal Called by a connection once its socket is fully closed. */
-  _forget(connection: Connection): void {
+  /** Called by a connection once its socket is fully closed. */
+  #forget(connection: Connection): void {
     if (!this.#connections.delete(connection)) return;
     const peer = connection.peer;
-    if (peer !== undefined) {
-      const count = (this.#perUid.get(peer.uid) ?? 1) - 1;
-      if (count <= 0) this.#perUid.delete(peer.uid);
-      else this.#perUid.set(peer.uid, count);
-      closePidfd(peer);
-    }
+    const uidKey = peer?.uid ?? -1;
+    const count = (this.#perUid.get(uidKey) ?? 1) - 1;
+    if (count <= 0) this.#perUid.delete(uidKey);
+    else this.#perUid.set(uidKey, count);
+    if (peer !== undefined) closePidfd(peer);
     if (this.#connections.size === 0) this.#allGone?.();
   }
 
-  /** @internal */
-  get _log(): VarlinkLogger {
-    return this.#log;
-  }
-
-  /** @internal */
-  get _maxMessageSize(): number {
-    return this.#options.maxMessageSize;
-  }
-
-  /** @internal */
-  get _closing(): boolean {
-    return this.#closing !== undefined;
-  }
-
   /**
-   * @internal Runs one well-formed call to completion and writes its final reply (unless it is
+   * Runs one well-formed call to completion and writes its final reply (unless it is
    * oneway or the connection is gone). Never throws: every failure becomes an error reply.
    */
-  async _dispatch(connection: Connection, message: VarlinkCallMessage): Promise<void> {
+  async #dispatch(connection: Connection, message: VarlinkCallMessage): Promise<void> {
     const method = message.method;
     const wantsReply = message.oneway !== true;
     const dot = method.lastIndexOf('.');
@@ -617,245 +751,3 @@ async function refuseLiveOrForeign(path: string): Promise<void> {
   if (live) throw codedError('EADDRINUSE', `another server is listening on ${path}`);
 }
 
-/** One call's view of its connection, handed to the handler. */
-class CallContext implements VarlinkCall {
-  readonly signal: AbortSignal;
-  readonly peer: PeerIdentity | undefined;
-  readonly connectionId: number;
-  #finished = false;
-
-  constructor(
-    private readonly connection: Connection,
-    readonly method: string,
-    readonly more: boolean,
-    readonly oneway: boolean,
-  ) {
-    this.peer = connection.peer;
-    this.connectionId = connection.id;
-    this.signal = connection.signal;
-  }
-
-  finish(): void {
-    this.#finished = true;
-  }
-
-  async notify(parameters: object = {}): Promise<void> {
-    if (!this.more) throw new Error(`${this.method}: notify() needs a call made with 'more'`);
-    if (this.#finished) throw new Error(`${this.method}: notify() after the call was answered`);
-    this.signal.throwIfAborted();
-    if (!isJsonObject(parameters)) throw new TypeError(`${this.method}: notify() needs an object`);
-    await this.connection.sendContinues({ parameters: parameters as JsonObject, continues: true }, this.method);
-  }
-}
-
-/** One accepted socket: reads calls, runs them one by one, writes the replies. */
-class Connection {
-  readonly #server: VarlinkServer;
-  readonly #socket: Socket;
-  readonly #decoder: MessageDecoder;
-  readonly #abort = new AbortController();
-  readonly #queue: QueueItem[] = [];
-  #busy = false;
-  #inputEnded = false;
-  #failed = false;
-  #shuttingDown = false;
-  #paused = false;
-  closed = false;
-
-  constructor(
-    server: VarlinkServer,
-    readonly id: number,
-    socket: Socket,
-    readonly peer: PeerIdentity | undefined,
-  ) {
-    this.#server = server;
-    this.#socket = socket;
-    this.#decoder = new MessageDecoder(server._maxMessageSize);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('end', () => this.#onEnd());
-    // Write errors (EPIPE when the client vanished) end up here; 'close' follows and cleans up.
-    socket.on('error', (err) => server._log('debug', `connection ${id}: ${errorText(err)}`));
-    socket.on('close', () => this.#onClose());
-  }
-
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  #onData(chunk: Buffer): void {
-    if (this.#failed || this.#shuttingDown) return;
-    for (const body of this.#decoder.push(chunk)) this.#queue.push({ kind: 'message', body });
-    const overflow = this.#decoder.error;
-    if (overflow !== undefined) {
-      // Queued behind the calls that arrived before it, so those are still answered.
-      this.#failed = true;
-      this.#queue.push({ kind: 'error', reason: overflow.message });
-      this.#socket.pause();
-    } else if (this.#queue.length >= QUEUE_HIGH && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
-    this.#pump();
-  }
-
-  #onEnd(): void {
-    this.#inputEnded = true;
-    if (this.#decoder.bufferedBytes > 0 && !this.#failed) {
-      this.#failed = true;
-      this.#queue.push({ kind: 'error', reason: `connection ended inside a message (${this.#decoder.bufferedBytes} bytes without a NUL)` });
-    }
-    this.#abort.abort(disconnected('client hung up'));
-    this.#pump();
-  }
-
-  #onClose(): void {
-    this.closed = true;
-    this.#queue.length = 0;
-    this.#abort.abort(disconnected('connection closed'));
-    this.#server._forget(this);
-  }
-
-  /** Runs queued calls one at a time; returns at once if a call is already running. */
-  #pump(): void {
-    if (this.#busy || this.closed) return;
-    this.#busy = true;
-    void this.#run().finally(() => {
-      this.#busy = false;
-      this.#afterRun();
-    });
-  }
-
-  async #run(): Promise<void> {
-    while (this.#queue.length > 0 && !this.closed && !this.#shuttingDown) {
-      const item = this.#queue.shift()!;
-      if (this.#paused && this.#queue.length <= QUEUE_LOW && !this.#failed) {
-        this.#paused = false;
-        this.#socket.resume();
-      }
-      if (item.kind === 'error') {
-        this.#protocolError(item.reason);
-        return;
-      }
-      let message: VarlinkCallMessage;
-      try {
-        const parsed = parseCall(decodeMessage(item.body));
-        if (!parsed.ok) {
-          this.#protocolError(parsed.reason);
-          return;
-        }
-        message = parsed.value;
-      } catch (err) {
-        this.#protocolError(err instanceof VarlinkProtocolError ? err.message : errorText(err));
-        return;
-      }
-      try {
-        await this.#server._dispatch(this, message);
-      } catch (err) {
-        // _dispatch never throws by design; if it did, the connection state is unknown.
-        this.#server._log('error', `connection ${this.id}: dispatch failed: ${errorText(err)}`);
-        this.destroy();
-        return;
-      }
-    }
-  }
-
-  #afterRun(): void {
-    if (this.closed) return;
-    if (this.#queue.length > 0 && !this.#shuttingDown) {
-      this.#pump();
-      return;
-    }
-    if (this.#shuttingDown || (this.#inputEnded && !this.#failed)) this.#endGracefully();
-  }
-
-  #protocolError(reason: string): void {
-    this.#failed = true;
-    this.#queue.length = 0;
-    this.#server._log('warning', `connection ${this.id}: protocol violation, closing: ${reason}`);
-    // No reply: replies are matched to calls by position, and this message may not have been a call
-    // that wanted one. sd-varlink closes in the same situation.
-    this.#endGracefully();
-  }
-
-  /** Flushes what was already written, then closes both directions. */
-  #endGracefully(): void {
-    if (this.closed || this.#socket.destroyed) return;
-    this.#socket.end(() => this.#socket.destroy());
-  }
-
-  /**
-   * Serializes a reply, or explains (in the log and as a Varlink error) why it cannot be sent: it
-   * does not serialize, or it is larger than a client would accept.
-   */
-  #encode(reply: VarlinkReplyMessage, method: string): Buffer | VarlinkError {
-    let bytes: Buffer;
-    try {
-      bytes = encodeReply(reply);
-    } catch (err) {
-      this.#server._log('error', `connection ${this.id}: reply to ${method} cannot be serialized: ${errorText(err)}`);
-      return systemError('EIO', { cause: err });
-    }
-    const max = this.#server._maxMessageSize;
-    if (bytes.length - 1 > max) {
-      this.#server._log('error', `connection ${this.id}: reply to ${method} is ${bytes.length - 1} bytes, over the ${max} byte limit`);
-      return systemError('EMSGSIZE');
-    }
-    return bytes;
-  }
-
-  #write(bytes: Buffer): 'written' | 'full' | 'closed' {
-    if (this.closed || this.#socket.destroyed || !this.#socket.writable) return 'closed';
-    return this.#socket.write(bytes) ? 'written' : 'full';
-  }
-
-  /**
-   * Writes a final reply. One that cannot be sent is replaced by the error saying why, so the call
-   * is still answered.
-   */
-  send(reply: VarlinkReplyMessage, method = 'call'): void {
-    const encoded = this.#encode(reply, method);
-    this.#write(encoded instanceof VarlinkError ? encodeReply({ error: encoded.name, parameters: encoded.parameters }) : encoded);
-  }
-
-  /**
-   * Writes an intermediate (`continues`) reply and waits until the socket can take more.
-   *
-   * @throws VarlinkError if the reply cannot be sent (nothing is written, so the stream stays
-   *   consistent and the handler decides how to end it), or the abort reason if the connection is
-   *   gone
-   */
-  async sendContinues(reply: VarlinkReplyMessage, method: string): Promise<void> {
-    const encoded = this.#encode(reply, method);
-    if (encoded instanceof VarlinkError) throw encoded;
-    const state = this.#write(encoded);
-    if (state === 'written') return;
-    if (state === 'full') {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.#socket.off('drain', done);
-          this.#socket.off('close', done);
-          resolve();
-        };
-        this.#socket.on('drain', done);
-        this.#socket.on('close', done);
-      });
-    }
-    if (state === 'closed' || this.closed || this.#socket.destroyed) throw this.#abort.signal.reason ?? disconnected('connection closed');
-  }
-
-  /** Server shutdown: cancel the running call, drop queued ones, close when the running one is done. */
-  shutdown(): void {
-    this.#shuttingDown = true;
-    this.#queue.length = 0;
-    this.#abort.abort(disconnected('server is shutting down'));
-    if (!this.#busy) this.#endGracefully();
-  }
-
-  destroy(): void {
-    this.#socket.destroy();
-  }
-}
-
-function disconnected(message: string): VarlinkError {
-  return new VarlinkError(VarlinkErrorName.Disconnected, {}, { message });
-}

@@ -1,16 +1,34 @@
 /** `holdfast daemon` (foreground service manager) and `holdfast up DIR` (the same, in a terminal). */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDaemon, type Daemon } from '../../api/daemon.js';
-import { defaultPaths } from '../../manager/paths.js';
+import { defaultPaths, ensureOwnDirectory, UnsafeDirectoryError } from '../../manager/paths.js';
 import type { LogRecord, ManagerEvent, UnitStatus } from '../../manager/types.js';
 import { signalNumber } from '../../pidfd/index.js';
 import { unitName as unitNameOf } from '../client.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { paint } from '../output.js';
+
+/**
+ * Makes sure the state and runtime directories are the user's own before the daemon puts its
+ * socket and state there (see {@link ensureOwnDirectory}), creating them if missing: the state
+ * directory 0700, the runtime directory 0755, since services running as other users (`User=`)
+ * must reach the notify socket in it.
+ */
+function ownDirectories(stateDir: string, runtimeDir: string, socket: string): void {
+  try {
+    ensureOwnDirectory(stateDir, { mode: 0o700 });
+    ensureOwnDirectory(runtimeDir, { mode: 0o755 });
+    if (dirname(socket) !== runtimeDir) ensureOwnDirectory(dirname(socket), { mode: 0o755 });
+  } catch (error) {
+    if (!(error instanceof UnsafeDirectoryError)) throw error;
+    const fallback = process.env['XDG_RUNTIME_DIR'] === undefined && (process.getuid?.() ?? 0) !== 0;
+    throw new UsageError(`${error.message}${fallback ? '; remove it, or set $XDG_RUNTIME_DIR to a directory of your own' : ''}`, 1);
+  }
+}
 
 /** How a unit's last main process ended, as a shell exit status: its code, or 128 + signal. */
 function exitStatusOf(status: UnitStatus): number {
@@ -97,7 +115,11 @@ on --socket (mode 0600 unless --socket-mode). SIGTERM or SIGINT stops every unit
 timeouts honoured) and exits; SIGHUP reloads the unit files.
 
 Defaults, as root: /etc/holdfast/units, /var/lib/holdfast, /run/holdfast/control; otherwise
-$XDG_CONFIG_HOME/holdfast/units, $XDG_STATE_HOME/holdfast, $XDG_RUNTIME_DIR/holdfast/control.`,
+$XDG_CONFIG_HOME/holdfast/units, $XDG_STATE_HOME/holdfast, $XDG_RUNTIME_DIR/holdfast/control
+(/tmp/holdfast-UID/holdfast/control without $XDG_RUNTIME_DIR). The state and runtime directories
+must belong to the user (or root) and not be writable by group or others, nor may any directory
+above them be (except a sticky one of root's, such as /tmp); otherwise the daemon refuses to start
+and says which directory, whose it is and its mode. Missing ones are created (state 0700).`,
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -119,11 +141,14 @@ $XDG_CONFIG_HOME/holdfast/units, $XDG_STATE_HOME/holdfast, $XDG_RUNTIME_DIR/hold
       process.stderr.write(`${level === 'info' ? '' : `${level}: `}${text}\n`);
     };
     const socket = values.socket ?? defaults.socket;
+    const stateDir = resolve(values['state-dir'] ?? defaults.stateDir);
+    const runtimeDir = values.socket === undefined ? defaults.runtimeDir : join(resolve(socket), '..');
+    ownDirectories(stateDir, runtimeDir, resolve(socket));
     const d = await startDaemon({
       unitDirs: (values.units ?? defaults.unitDirs).map((dir) => resolve(dir)),
-      stateDir: resolve(values['state-dir'] ?? defaults.stateDir),
+      stateDir,
       socket,
-      runtimeDir: values.socket === undefined ? defaults.runtimeDir : join(resolve(socket), '..'),
+      runtimeDir,
       socketMode: mode,
       ...(init ? { startUnits: 'all' as const } : {}),
       log,
@@ -153,7 +178,11 @@ Starts every service in DIR (default ./units) under a private daemon (units see
 $HOLDFAST_UNITS_DIR, the directory's absolute path), shows each unit's output
 prefixed by its name and every state change as it happens, until Ctrl-C stops everything (what
 'docker compose up' or 'foreman start' feel like). Other holdfast verbs reach it through the
-socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
+socket printed at start (HOLDFAST_SOCKET=... holdfast status).
+
+The private daemon keeps its state, logs and (without --socket) its control socket in a fresh
+directory $TMPDIR/holdfast-up-XXXXXX ($TMPDIR defaults to /tmp), removed when up ends cleanly and
+left in place, for a look at the logs, when it does not.`,
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: { socket: { type: 'string' } }, allowPositionals: true });
     if (positionals.length > 1) throw new UsageError('up takes one directory');
@@ -199,7 +228,7 @@ socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
       const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
       show(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
     });
-    return runUntilStopped(d, say, {
+    const code = await runUntilStopped(d, say, {
       foreground: true,
       stopOn: (stop) =>
         process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -207,5 +236,8 @@ socket printed at start (HOLDFAST_SOCKET=... holdfast status).`,
           stop(`the output is gone (${error.code ?? error.message})`);
         }),
     });
+    // The keeper may still be removing its own files there for a moment: retried.
+    if (code === 0) rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    return code;
   },
 };

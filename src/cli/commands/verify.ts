@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
+import { unitNameProblem, UNIT_TYPES } from '../../unit/unit-name.js';
 import {
   defaultUnitDirs,
   findExecutable,
@@ -10,11 +11,12 @@ import {
   instantiate,
   loadServiceUnit,
   parseUnitName,
+  UnitDirectories,
   type Diagnostic,
   type ServiceUnitConfig,
 } from '../../unit/index.js';
 
-const usage = `Usage: holdfast verify [--units DIR]... FILE|UNIT...
+const usage = `Usage: holdfast verify [--units DIR]... FILE|UNIT|DIR...
 
 Checks unit files the way holdfast loads them: syntax, every directive's value, drop-ins next to the
 file, and whether the programs of the commands can be found. Prints each problem on stderr as
@@ -23,6 +25,8 @@ FILE:LINE: message. Prints nothing when all is well.
 A FILE (a path) is loaded from its own directory, which then takes precedence over any --units
 directory; a bare UNIT name is looked up in the --units directories (default: the user's unit
 directory, /etc/holdfast/units for root). A template (name@.service) is checked as name@test_instance.service.
+A DIR checks every unit file in it, and names the .service files holdfast would not load because
+their names are not valid unit names (a space, a newline, a letter outside ASCII...).
 
 Options:
   --units DIR   a unit directory, lowest priority first; may be repeated
@@ -48,7 +52,10 @@ async function verifyOne(arg: string, unitDirs: readonly string[]): Promise<Diag
   const name = isPath ? path.basename(arg) : arg;
   const dirs = isPath ? [...unitDirs, path.dirname(path.resolve(arg))] : unitDirs;
   const parts = parseUnitName(name);
-  if (parts === undefined) return [{ file: arg, line: 0, severity: 'error', message: `'${name}' is not a valid unit name` }];
+  if (parts === undefined) {
+    const why = unitNameProblem(name, UNIT_TYPES);
+    return [{ file: arg, line: 0, severity: 'error', message: `${JSON.stringify(name)} is not a valid unit name${why === undefined ? '' : ` (${why})`}; holdfast would not load it` }];
+  }
   const loadName = parts.kind === 'template' ? instantiate(name, 'test_instance')! : name;
   const result = await loadServiceUnit(loadName, { unitDirs: dirs });
   const diagnostics = result.diagnostics.map((d) => (d.line === 0 && d.file === loadName ? { ...d, file: arg } : d));
@@ -62,6 +69,29 @@ async function verifyOne(arg: string, unitDirs: readonly string[]): Promise<Diag
   return all.map((d, i) => [d, i] as const).sort(([a, i], [b, j]) => fileOrder(a.file) - fileOrder(b.file) || a.line - b.line || i - j).map(([d]) => d);
 }
 
+/** Every unit file of a directory, each checked on its own; invalid names reported as such. */
+async function verifyDirectory(dir: string, unitDirs: readonly string[]): Promise<Diagnostic[]> {
+  const out: Diagnostic[] = [];
+  const directories = await UnitDirectories.open({ unitDirs: [dir], installAliases: false });
+  for (const entry of await directories.list()) {
+    if (entry.path === undefined || (entry.kind !== 'service' && entry.kind !== 'template')) continue;
+    if (entry.problem !== undefined) {
+      out.push({ file: entry.path, line: 0, severity: 'error', message: `${JSON.stringify(entry.name)} is not a valid unit name (${entry.problem}); holdfast would not load it` });
+      continue;
+    }
+    out.push(...(await verifyOne(entry.path, unitDirs)));
+  }
+  return out;
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 const command: Command = {
   name: 'verify',
   summary: 'check unit files and report problems as FILE:LINE: message',
@@ -73,7 +103,7 @@ const command: Command = {
     const unitDirs = parsed.values.units ?? defaultUnitDirs();
     let errors = false;
     for (const file of files) {
-      for (const d of await verifyOne(file, unitDirs)) {
+      for (const d of isDirectory(file) ? await verifyDirectory(file, unitDirs) : await verifyOne(file, unitDirs)) {
         if (d.severity === 'error') errors = true;
         process.stderr.write(formatDiagnostic(d) + '\n');
       }
