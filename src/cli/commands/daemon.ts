@@ -39,6 +39,24 @@ function exitStatusOf(status: UnitStatus): number {
 }
 
 /**
+ * Holds SIGTERM, SIGINT and SIGHUP from before the daemon starts until {@link runUntilStopped} takes
+ * over: once the keeper runs, a stop signal that met Node's default action would end the daemon
+ * without ending its keeper. Returns the signals that arrived meanwhile, and lets go of them.
+ */
+function holdEarlySignals(): () => NodeJS.Signals[] {
+  const pending: NodeJS.Signals[] = [];
+  const record = (signal: NodeJS.Signals): void => {
+    pending.push(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, record);
+  return () => {
+    for (const signal of signals) process.off(signal, record);
+    return pending;
+  };
+}
+
+/**
  * Stops the daemon on SIGTERM/SIGINT (a second one exits at once) and resolves with the exit code.
  * In init mode SIGHUP reloads the units instead of re-reading the unit files, and with `exitWith`
  * the daemon also ends once that unit is down for good, with its exit status. `foreground` is
@@ -47,6 +65,7 @@ function exitStatusOf(status: UnitStatus): number {
  */
 function runUntilStopped(
   d: Daemon,
+  early: () => NodeJS.Signals[],
   log: (text: string) => void,
   options: { init?: boolean; exitWith?: string; foreground?: boolean; stopOn?: (stop: (reason: string) => void) => void } = {},
 ): Promise<number> {
@@ -74,9 +93,7 @@ function runUntilStopped(
       }
       finish(signal);
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    process.on('SIGHUP', () => {
+    const onHangup = (): void => {
       if (options.foreground === true) {
         finish('SIGHUP (the terminal is gone)');
       } else if (options.init === true) {
@@ -84,7 +101,15 @@ function runUntilStopped(
       } else {
         void d.manager.reload();
       }
-    });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    process.on('SIGHUP', onHangup);
+    // A signal that came while the daemon was starting counts now, once.
+    const arrived = early();
+    const stopSignal = arrived.find((signal) => signal !== 'SIGHUP');
+    if (stopSignal !== undefined) finish(stopSignal);
+    else if (arrived.includes('SIGHUP')) onHangup();
     options.stopOn?.(finish);
     if (options.exitWith !== undefined) {
       const watched = options.exitWith;
@@ -144,6 +169,7 @@ and says which directory, whose it is and its mode. Missing ones are created (st
     const stateDir = resolve(values['state-dir'] ?? defaults.stateDir);
     const runtimeDir = values.socket === undefined ? defaults.runtimeDir : join(resolve(socket), '..');
     ownDirectories(stateDir, runtimeDir, resolve(socket));
+    const early = holdEarlySignals();
     const d = await startDaemon({
       unitDirs: (values.units ?? defaults.unitDirs).map((dir) => resolve(dir)),
       stateDir,
@@ -163,7 +189,7 @@ and says which directory, whose it is and its mode. Missing ones are created (st
       throw new UsageError(`--exit-with: no unit ${exitWith} in ${(values.units ?? defaults.unitDirs).join(', ')}`);
     }
     log('info', `holdfast daemon ${process.pid} listening on ${socket}; ${d.manager.units.size} unit(s) loaded`);
-    return runUntilStopped(d, (text) => log('info', text), { init, ...(exitWith === undefined ? {} : { exitWith }) });
+    return runUntilStopped(d, early, (text) => log('info', text), { init, ...(exitWith === undefined ? {} : { exitWith }) });
   },
 };
 
@@ -205,6 +231,7 @@ left in place, for a look at the logs, when it does not.`,
       if (!outputGone) process.stdout.write(line);
     };
     const say = (text: string): void => show(`${paint('bold', 'holdfast'.padEnd(width))} | ${text}\n`);
+    const early = holdEarlySignals();
     const d = await startDaemon({
       unitDirs: [dir],
       stateDir: join(work, 'state'),
@@ -228,7 +255,7 @@ left in place, for a look at the logs, when it does not.`,
       const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
       show(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
     });
-    const code = await runUntilStopped(d, say, {
+    const code = await runUntilStopped(d, early, say, {
       foreground: true,
       stopOn: (stop) =>
         process.stdout.on('error', (error: NodeJS.ErrnoException) => {
