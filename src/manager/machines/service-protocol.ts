@@ -69,7 +69,8 @@ export type ServiceEventBody =
     }
   /** The answer to `read-pid-file`: the PID named, checked to belong to the unit, or why not. */
   | { readonly type: 'pid-file'; readonly result: MainPidCandidate | { accepted: false; reason: string; retry: true } }
-  | { readonly type: 'timer-fired'; readonly timer: ServiceTimer; readonly generation: number }
+  /** `invocationId`: a fresh id for the start a `restart` timer begins (the driver passes one with every timer). */
+  | { readonly type: 'timer-fired'; readonly timer: ServiceTimer; readonly generation: number; readonly invocationId?: string }
   /** The answer to `watch-members`: nothing of the unit is left besides (optionally) the main process. */
   | { readonly type: 'members-gone' }
   | { readonly type: 'reset-failed' };
