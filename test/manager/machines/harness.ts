@@ -41,7 +41,7 @@ export class Sim {
   readonly pids = new Map<number, number>();
   watching = false;
   #nextPid = 100;
-  #spawnFailures: { exitCode: number; result: 'exit-code' | 'resources'; message: string }[] = [];
+  #spawnFailures: { kind: string | undefined; exitCode: number; result: 'exit-code' | 'resources'; message: string }[] = [];
   #invocations = 0;
 
   constructor(
@@ -75,9 +75,10 @@ export class Sim {
     for (const effect of effects) {
       switch (effect.type) {
         case 'spawn': {
-          const failure = this.#spawnFailures.shift();
+          const at = this.#spawnFailures.findIndex((f) => f.kind === undefined || f.kind === effect.kind);
+          const failure = at < 0 ? undefined : this.#spawnFailures.splice(at, 1)[0];
           if (failure !== undefined) {
-            answers.push({ type: 'spawn-failed', slot: effect.slot, ...failure });
+            answers.push({ type: 'spawn-failed', slot: effect.slot, exitCode: failure.exitCode, result: failure.result, message: failure.message });
           } else {
             const pid = this.#nextPid++;
             this.pids.set(effect.slot, pid);
@@ -108,8 +109,8 @@ export class Sim {
   }
 
   /** The next spawn fails as the driver reports it (203/EXEC, 217/USER, resources for EnvironmentFile=). */
-  failNextSpawn(exitCode = 203, result: 'exit-code' | 'resources' = 'exit-code', message = 'No such file or directory'): this {
-    this.#spawnFailures.push({ exitCode, result, message });
+  failNextSpawn(exitCode = 203, result: 'exit-code' | 'resources' = 'exit-code', message = 'No such file or directory', kind?: string): this {
+    this.#spawnFailures.push({ kind, exitCode, result, message });
     return this;
   }
 
@@ -129,6 +130,8 @@ export class Sim {
   exit(role: 'main' | 'control', status: ExitStatus = code(0)): this {
     const slot = role === 'main' ? this.state.main?.slot : this.state.control?.slot;
     assert.notEqual(slot, undefined, `no ${role} process to exit (state ${this.sub})`);
+    // The driver drops its handle to a process that ended; `release` is for those still alive.
+    this.pids.delete(slot!);
     return this.send({ type: 'exited', slot: slot!, status });
   }
 
