@@ -10,7 +10,8 @@ import { parseServiceUnitText, formatDiagnostic, type ServiceUnitConfig } from '
 import { serviceStep, initialServiceState, type ServiceMachineState } from '../../../src/manager/machines/service-machine.js';
 import type { JobKind, JobResult, ServiceEffect, ServiceEventBody, ServiceTimer } from '../../../src/manager/machines/service-protocol.js';
 import { activeStateOf } from '../../../src/manager/machines/service-states.js';
-import type { ActiveState, SubState } from '../../../src/manager/types.js';
+import type { ActiveState, SubState, UnitRecord } from '../../../src/manager/types.js';
+import { recordOf, restoreServiceState, type FoundProcesses } from '../../../src/manager/machines/service-restore.js';
 import { HOST } from '../../unit/fixtures.js';
 
 /** A config from unit file text; `[Service]` lines may be given alone. */
@@ -69,6 +70,11 @@ export class Sim {
   #feed(event: ServiceEventBody): void {
     const { state, effects } = serviceStep(this.config, this.state, { ...event, now: this.now } as never);
     this.state = state;
+    for (const answer of this.#apply(effects)) this.#feed(answer);
+  }
+
+  /** Applies effects as a driver would; returns the events the fake world answers with. */
+  #apply(effects: readonly ServiceEffect[]): ServiceEventBody[] {
     this.last.push(...effects);
     this.all.push(...effects);
     const answers: ServiceEventBody[] = [];
@@ -101,11 +107,36 @@ export class Sim {
         case 'release':
           this.pids.delete(effect.slot);
           break;
+        case 'adopt':
+          this.pids.set(effect.slot, effect.role === 'main' ? (this.state.main?.pid ?? 0) : (this.state.control?.pid ?? 0));
+          break;
         default:
           break;
       }
     }
-    for (const answer of answers) this.#feed(answer);
+    return answers;
+  }
+
+  /** A machine rebuilt from a record, as a new daemon does: its effects applied, then what happened meanwhile fed. */
+  static restored(config: ServiceUnitConfig, record: UnitRecord, found: FoundProcesses, now = 0): Sim {
+    const result = restoreServiceState(config, record, found, now);
+    const sim = new Sim(config, result.state);
+    sim.now = now;
+    for (const answer of sim.#apply(result.effects)) sim.#feed(answer);
+    for (const event of result.meanwhile) sim.#feed(event);
+    return sim;
+  }
+
+  /** The record a daemon would write now (references made up from the fake PIDs). */
+  record(): UnitRecord {
+    return recordOf(this.config, this.state, {
+      refOf: (slot) => {
+        const pid = this.pids.get(slot);
+        return pid === undefined ? null : { pid, pidfdId: pid * 10, bootId: 'fedcba9876543210fedcba9876543210' };
+      },
+      activeEnterTimestamp: null,
+      sessions: [],
+    });
   }
 
   /** The next spawn fails as the driver reports it (203/EXEC, 217/USER, resources for EnvironmentFile=). */
