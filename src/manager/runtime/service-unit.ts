@@ -12,26 +12,20 @@ import type { ExitStatus, Pidfd, ProcessRef } from '../../pidfd/index.js';
 import type { ServiceUnitConfig } from '../../unit/index.js';
 import { serviceStep } from '../machines/service-machine.js';
 import { recordOf, restoreServiceState, type FoundProcess, type FoundProcesses } from '../machines/service-restore.js';
-import type { JobKind, JobResult, ProcessSlot, ServiceEffect, ServiceEventBody, ServiceTimer } from '../machines/service-protocol.js';
+import type { JobKind, JobResult, ProcessSlot, ServiceEffect, ServiceEvent, ServiceEventBody, ServiceTimer } from '../machines/service-protocol.js';
 import { initialServiceState, type ServiceMachineState } from '../machines/service-state.js';
-import { activeStateOf, MAINPID_STATES } from '../machines/service-states.js';
+import { activeStateOf } from '../machines/service-states.js';
 import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord, UnitStatus } from '../types.js';
-import type { HeldProcess, MainPidClaim, UnitHost, UnitPorts } from './ports.js';
+import { notifyEvent, type NotifyInput } from './notify-event.js';
+import type { HeldProcess, UnitHost, UnitPorts } from './ports.js';
 import type { RecoveredControl } from './restore.js';
 import { ScopeRun } from './scope.js';
 
 export type { JobResult } from '../machines/service-protocol.js';
 export type { RecoveredControl } from './restore.js';
+export type { NotifyInput } from './notify-event.js';
 
 type Candidates = { main?: HeldProcess; control?: HeldProcess };
-
-/** The parts of a notify datagram a unit reads (the notify server's message satisfies it). */
-export interface NotifyInput {
-  readonly assignments: readonly (readonly [string, string])[];
-  /** Takes the attached fds: the caller owns them from here on. */
-  takeFds(): number[];
-  readonly sender: { readonly pid: number; readonly uid: number };
-}
 
 /** One event waiting for the machine, with a process found for it (a MAINPID= or PIDFile= candidate). */
 interface Queued {
@@ -185,7 +179,7 @@ export class ServiceUnit {
   /** Reloads per ExecReload= or the notify-reload protocol; the service keeps running if it fails. */
   reload(): Promise<JobResult> {
     if (this.#scope !== undefined) return Promise.resolve('unsupported');
-    return this.#job('reload', { type: 'reload', monotonicUsec: this.#ports.clock.monotonicUsec() } as ServiceEventBody);
+    return this.#job('reload', { type: 'reload', monotonicUsec: this.#ports.clock.monotonicUsec() });
   }
 
   #job(kind: JobKind, body: ServiceEventBody): Promise<JobResult> {
@@ -228,36 +222,7 @@ export class ServiceUnit {
   /** A datagram from one of this unit's processes (or any, for NotifyAccess=all). */
   handleNotify(message: NotifyInput, origin: 'main' | 'control' | 'other'): void {
     if (this.#scope !== undefined) return;
-    const fields: Record<string, string> = {};
-    // The last of repeated keys counts, as sd_notify's readers do.
-    for (const [key, value] of message.assignments) fields[key] = value;
-    let mainPid: Extract<ServiceEventBody, { type: 'notify' }>['mainPid'];
-    let candidate: HeldProcess | undefined;
-    // Outside the states that take a new main process the claim is not even opened (its fds stay with the message).
-    const claim: MainPidClaim | undefined = !MAINPID_STATES.has(this.#state.sub)
-      ? undefined
-      : fields['MAINPIDFD'] === '1'
-        ? { kind: 'pidfd', fds: message.takeFds() }
-        : fields['MAINPID'] !== undefined
-          ? { kind: 'pid', pid: fields['MAINPID'], pidfdId: fields['MAINPIDFDID'] }
-          : undefined;
-    if (claim !== undefined) {
-      const outcome = this.#ports.processes.claimMain(claim, message.sender.uid, this.control);
-      if (outcome.ok) {
-        candidate = outcome.process;
-        mainPid = { accepted: true, pid: candidate.pid, pidfdId: candidate.pidfdId } as never;
-      } else {
-        mainPid = { accepted: false, reason: outcome.reason };
-      }
-    }
-    const body = {
-      type: 'notify',
-      origin,
-      senderPid: message.sender.pid,
-      fields,
-      monotonicUsec: this.#ports.clock.monotonicUsec(),
-      ...(mainPid === undefined ? {} : { mainPid }),
-    } as ServiceEventBody;
+    const { body, candidate } = notifyEvent(message, origin, { sub: this.#state.sub, control: this.control, processes: this.#ports.processes, clock: this.#ports.clock });
     this.#dispatch(candidate === undefined ? { body } : { body, candidates: { main: candidate } });
   }
 
@@ -276,10 +241,18 @@ export class ServiceUnit {
   }
 
   #step(entry: Queued): void {
-    const event = { ...entry.body, now: this.#ports.clock.now() } as Parameters<typeof serviceStep>[2];
+    const event: ServiceEvent = { ...entry.body, now: this.#ports.clock.now() };
     const { state, effects } = serviceStep(this.config, this.#state, event);
     this.#state = state;
     this.#apply(effects, entry.candidates);
+    // A process that ended and is no longer the main or control process has nothing left to tell.
+    if (event.type === 'exited' && event.slot !== this.#state.main?.slot && event.slot !== this.#state.control?.slot) this.#release(event.slot);
+  }
+
+  #release(slot: ProcessSlot): void {
+    const process = this.#processes.get(slot);
+    this.#processes.delete(slot);
+    process?.release();
   }
 
   /** Runs one step's effects; a process found for the step that the machine did not adopt is let go. */
@@ -329,14 +302,17 @@ export class ServiceUnit {
       }
       case 'watch-members': {
         this.#unwatchMembers?.();
+        this.#unwatchMembers = undefined;
         const except = effect.except === 'main' && this.main !== undefined ? [this.main] : [];
+        let reported = false;
         let stop: (() => void) | undefined;
         stop = ports.processes.watchMembers(except, () => {
+          reported = true;
           if (this.#unwatchMembers === stop) this.#unwatchMembers = undefined;
           this.#dispatch({ body: { type: 'members-gone' } });
         });
-        // A watch that reported at once is done already.
-        if (this.#queue.at(-1)?.body.type !== 'members-gone') this.#unwatchMembers = stop;
+        // A watch that reported at once (nothing left) is over already.
+        if (!reported) this.#unwatchMembers = stop;
         return;
       }
       case 'unwatch-members':
@@ -346,18 +322,14 @@ export class ServiceUnit {
       case 'read-pid-file': {
         const read = ports.processes.readPidFile(effect.path);
         if (read.ok) {
-          this.#queue.push({ body: { type: 'pid-file', result: { accepted: true, pid: read.process.pid, pidfdId: read.process.pidfdId } } as ServiceEventBody, candidates: { main: read.process } });
+          this.#queue.push({ body: { type: 'pid-file', result: { accepted: true, pid: read.process.pid, pidfdId: read.process.pidfdId } }, candidates: { main: read.process } });
         } else {
-          this.#queue.push({ body: { type: 'pid-file', result: 'retry' in read ? { accepted: false, reason: read.reason, retry: true } : { accepted: false, reason: read.reason } } as ServiceEventBody });
+          this.#queue.push({ body: { type: 'pid-file', result: 'retry' in read ? { accepted: false, reason: read.reason, retry: true } : { accepted: false, reason: read.reason } } });
         }
         return;
       }
-      case 'release': {
-        const process = this.#processes.get(effect.slot);
-        this.#processes.delete(effect.slot);
-        process?.release();
-        return;
-      }
+      case 'release':
+        return this.#release(effect.slot);
       case 'arm-timer': {
         this.#timers.get(effect.timer)?.cancel();
         const { timer, generation } = effect;
