@@ -242,11 +242,12 @@ export class ServiceUnit {
 
   #step(entry: Queued): void {
     const event: ServiceEvent = { ...entry.body, now: this.#ports.clock.now() };
+    // A process that ended has nothing left to tell: its handle goes before the machine hears of it,
+    // so nothing of this step (MAINPID=, a status) names a dead process.
+    if (event.type === 'exited') this.#release(event.slot);
     const { state, effects } = serviceStep(this.config, this.#state, event);
     this.#state = state;
     this.#apply(effects, entry.candidates);
-    // A process that ended and is no longer the main or control process has nothing left to tell.
-    if (event.type === 'exited' && event.slot !== this.#state.main?.slot && event.slot !== this.#state.control?.slot) this.#release(event.slot);
   }
 
   #release(slot: ProcessSlot): void {
