@@ -141,6 +141,13 @@ export class StepContext {
     this.s.main = null;
   }
 
+  /** Stops tracking a forking launcher still watched (it stays a member of the unit). */
+  releaseLauncher(): void {
+    if (this.s.launcher === null) return;
+    this.effects.push({ type: 'release', slot: this.s.launcher.slot });
+    this.s.launcher = null;
+  }
+
   releaseControl(): void {
     if (this.s.control === null) return;
     this.effects.push({ type: 'release', slot: this.s.control.slot });

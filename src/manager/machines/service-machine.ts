@@ -79,6 +79,7 @@ function dispatch(c: StepContext, event: ServiceEvent): void {
     case 'exited':
       if (s.main?.slot === event.slot) return onMainExited(c, event.status, event.unwatched === true);
       if (s.control?.slot === event.slot) return onControlExited(c, s.control, event.status, event.unwatched === true);
+      if (s.launcher?.slot === event.slot) return onLauncherExited(c, event.status);
       return;
     case 'notify':
       return handleNotify(c, event);
@@ -241,6 +242,17 @@ function onMainExited(c: StepContext, status: ExitStatus, unwatched: boolean): v
     return enterStop(c, true);
   }
   if (KILLING_STATES.has(sub)) checkKillDone(c);
+}
+
+/** Type=forking whose main process MAINPID= named during the start: the launcher's exit ends the start. */
+function onLauncherExited(c: StepContext, status: ExitStatus): void {
+  const { s, service } = c;
+  s.launcher = null;
+  const result = classifyMainExit(status, service);
+  if (s.sub !== 'start') return;
+  c.clearTimeout();
+  if (result !== 'success') return failStart(c, result);
+  enterStartPost(c);
 }
 
 interface ControlOutcome {

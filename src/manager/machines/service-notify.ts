@@ -86,8 +86,13 @@ function takeMainPid(c: StepContext, candidate: NonNullable<NotifyEvent['mainPid
     return;
   }
   if (s.main !== null && s.main.pid === candidate.pid && s.main.pidfdId === candidate.pidfdId) return;
-  // The old main process is no longer watched as main; it stays a member of the unit.
-  c.releaseMain();
+  if (c.service.type === 'forking' && s.sub === 'start' && s.main !== null && s.main.index === 0 && s.launcher === null) {
+    // The launcher's exit still decides the start; it is watched on.
+    s.launcher = s.main;
+  } else {
+    // The old main process is no longer watched as main; it stays a member of the unit.
+    c.releaseMain();
+  }
   const slot = s.nextSlot++;
   s.main = { slot, pid: candidate.pid, pidfdId: candidate.pidfdId, index: -1 };
   c.effects.push({ type: 'adopt', slot, role: 'main' });

@@ -73,6 +73,11 @@ export interface ServiceMachineState {
   readonly stopAfterControl: boolean;
   /** A PIDFile= read under way: the slot its process will take and when to give up (ms). */
   readonly pidFile: { readonly slot: ProcessSlot; readonly deadline: number } | null;
+  /**
+   * Type=forking: the ExecStart= process, still watched after MAINPID= named the main process
+   * before it exited; its exit (not the main process's) ends the start.
+   */
+  readonly launcher: MainProcessState | null;
 }
 
 /** A state that can be changed in place during one step. */
@@ -112,6 +117,7 @@ export function initialServiceState(): ServiceMachineState {
     watchingMembers: false,
     stopAfterControl: false,
     pidFile: null,
+    launcher: null,
   };
 }
 
@@ -135,6 +141,7 @@ export function recordedFacts(state: ServiceMachineState): string {
     state.statusText,
     state.lastExit,
     state.main === null ? null : [state.main.slot, state.main.pid, state.main.index],
+    state.launcher === null ? null : state.launcher.slot,
     state.control === null ? null : [state.control.slot, state.control.pid, state.control.kind, state.control.index],
     state.manualStop,
     state.watchdogUsec,

@@ -158,6 +158,7 @@ export function enterDeadOrFailed(c: StepContext): void {
   c.unwatchMembers();
   c.releaseMain();
   c.releaseControl();
+  c.releaseLauncher();
   s.stopAfterControl = false;
   s.membersGone = false;
   c.jobDone('stop', 'done');
@@ -166,7 +167,7 @@ export function enterDeadOrFailed(c: StepContext): void {
     const invocationId = s.queuedStart;
     s.queuedStart = null;
     s.manualStop = false;
-    c.enter('dead');
+    c.enter(s.result === 'success' ? 'dead' : 'failed');
     beginStart(c, false, invocationId);
     return;
   }

@@ -164,6 +164,28 @@ describe('Type=forking', () => {
     sim.expectSub('exited').expectJob('start', 'done');
   });
 
+  it('MAINPID= during the start: the main process is named, the launcher\'s exit still ends the start', () => {
+    const sim = new Sim(unit('Type=forking\nExecStart=/bin/daemon\nPIDFile=/run/app.pid\nNotifyAccess=all')).start();
+    const launcher = sim.state.main!.slot;
+    sim.notify({ MAINPID: '555' }, 'other', { mainPid: { accepted: true, pid: 555, pidfdId: '5550' } });
+    assert.ok(!sim.has('release'), 'the launcher is still watched');
+    sim.expectSub('start');
+    sim.send({ type: 'exited', slot: launcher, status: code(0) });
+    assert.ok(!sim.has('read-pid-file'), 'the main process is known already');
+    sim.expectSub('running').expectJob('start', 'done');
+    assert.equal(sim.state.main?.pid, 555);
+    assert.equal(sim.state.launcher, null);
+  });
+
+  it('MAINPID= during the start, then the launcher fails: the start fails', () => {
+    const sim = new Sim(unit('Type=forking\nExecStart=/bin/daemon\nNotifyAccess=all')).start();
+    const launcher = sim.state.main!.slot;
+    sim.notify({ MAINPID: '555' }, 'other', { mainPid: { accepted: true, pid: 555, pidfdId: '5550' } });
+    sim.send({ type: 'exited', slot: launcher, status: code(1) });
+    assert.equal(sim.state.result, 'exit-code');
+    assert.deepEqual(sim.signals(), ['main:15', 'members-but-main:15']);
+  });
+
   it('a failing first process fails the start', () => {
     const sim = new Sim(unit('Type=forking\nExecStart=/bin/daemon\nPIDFile=/run/app.pid')).start().exit('main', code(1));
     assert.equal(sim.state.result, 'exit-code');
