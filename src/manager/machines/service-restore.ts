@@ -6,10 +6,11 @@
  */
 import { UNKNOWN_EXIT, type ExitStatus, type ProcessIdJson } from '../../pidfd/index.js';
 import type { ServiceUnitConfig } from '../../unit/index.js';
-import type { SubState, UnitRecord } from '../types.js';
+import type { ControlRecord, SubState, UnitRecord } from '../types.js';
 import type { ProcessSlot, ServiceEffect, ServiceEventBody } from './service-protocol.js';
 import { ACTIVE_STATE_OF, KILLING_STATES, activeStateOf } from './service-states.js';
 import { controlTimeoutMs, StepContext } from './service-context.js';
+import { describeStatus } from './service-policy.js';
 import { draftOf, initialServiceState, type ServiceMachineState } from './service-state.js';
 import { enterCondition, enterRunning, enterStart, enterStartPost, readPidFile } from './service-start.js';
 import { enterAutoRestart, enterSignal, enterStop, type KillState } from './service-stop.js';
@@ -91,41 +92,68 @@ export function restoreServiceState(config: ServiceUnitConfig, record: UnitRecor
   draft.notifyAccess = record.notifyAccess ?? null;
   draft.manualStop = record.manualStop ?? record.activeState === 'deactivating';
   const c = new StepContext(config, draft, now);
-  const { s } = c;
   const meanwhile: ServiceEventBody[] = [];
   const sub: SubState = record.subState in ACTIVE_STATE_OF ? record.subState : record.activeState === 'failed' ? 'failed' : 'dead';
+  // A unit restored into a kill phase signals its processes at once: one already gone (or lost) gets
+  // no slot, so nothing is ever sent to it; its end is only noted.
+  const signalsAtOnce = KILLING_STATES.has(sub) || ((sub === 'stop' || sub === 'stop-post') && (record.control ?? null) === null);
 
   // The control process's end is fed first: its step decides before the main process's exit does.
   if (record.control !== undefined && record.control !== null) {
-    const at = record.control;
-    const f = found.control ?? { state: 'lost', reason: 'it was not looked for' };
-    const slot = s.nextSlot++;
-    const pid = f.state === 'alive' ? f.pid : at.process.pid;
-    s.control = { slot, pid, pidfdId: f.state === 'alive' ? f.pidfdId : pidfdIdText(at.process), kind: at.kind, index: at.index, timedOut: 0 };
-    if (f.state === 'alive') {
-      c.effects.push({ type: 'adopt', slot, role: 'control' });
-      c.log('info', `re-adopted ${at.kind} command ${pid}${f.pidfdId === null ? '' : ` (pidfd id ${f.pidfdId})`}; waiting for it to end`);
-    } else {
-      if (f.state === 'lost') c.log('warning', `${at.kind} command ${pid} cannot be re-adopted (${f.reason}); it is left alone and its step counts as failed`);
-      meanwhile.push({ type: 'exited', slot, status: f.state === 'ended' && f.status !== null ? f.status : UNKNOWN_EXIT, unwatched: true });
-    }
+    restoreControl(c, record.control, found.control ?? NOT_LOOKED_FOR, signalsAtOnce, meanwhile);
   }
-  if (record.main !== null) {
-    const f = found.main ?? { state: 'lost', reason: 'it was not looked for' };
-    const slot = s.nextSlot++;
-    const pid = f.state === 'alive' ? f.pid : record.main.pid;
-    s.main = { slot, pid, pidfdId: f.state === 'alive' ? f.pidfdId : pidfdIdText(record.main), index: record.mainIndex ?? -1 };
-    if (f.state === 'alive') {
-      c.effects.push({ type: 'adopt', slot, role: 'main' });
-      c.log('info', `re-adopted main process ${pid}${f.pidfdId === null ? '' : ` (pidfd id ${f.pidfdId})`}`);
-    } else {
-      // A main process that cannot be verified is taken as ended, how unknown: it is never signalled.
-      meanwhile.push({ type: 'exited', slot, status: f.state === 'ended' && f.status !== null ? f.status : UNKNOWN_EXIT, unwatched: true });
-    }
-  }
+  if (record.main !== null) restoreMain(c, record, found.main ?? NOT_LOOKED_FOR, signalsAtOnce, meanwhile);
 
   resumeAt(c, sub);
   return { state: c.s, effects: [...c.effects, { type: 'persist' }], meanwhile };
+}
+
+const NOT_LOOKED_FOR: FoundProcess = { state: 'lost', reason: 'it was not looked for' };
+
+/** The status an `exited` event carries for a process found ended (UNKNOWN_EXIT when the kernel could not tell). */
+function endStatus(f: FoundProcess): ExitStatus {
+  return f.state === 'ended' && f.status !== null ? f.status : UNKNOWN_EXIT;
+}
+
+/**
+ * The recorded control process: alive, it gets a new slot (adopted); ended or lost, its end is fed
+ * as an event. Where the restored state signals at once, one that is gone gets no slot at all.
+ */
+function restoreControl(c: StepContext, at: ControlRecord, f: FoundProcess, signalsAtOnce: boolean, meanwhile: ServiceEventBody[]): void {
+  if (signalsAtOnce && f.state !== 'alive') {
+    c.log('info', `${at.kind} command ${at.process.pid} ${f.state === 'lost' ? `cannot be re-adopted (${f.reason}); it is left alone` : 'ended while no daemon was watching'}`);
+    return;
+  }
+  const slot = c.s.nextSlot++;
+  const pid = f.state === 'alive' ? f.pid : at.process.pid;
+  c.s.control = { slot, pid, pidfdId: f.state === 'alive' ? f.pidfdId : pidfdIdText(at.process), kind: at.kind, index: at.index, timedOut: 0 };
+  if (f.state === 'alive') {
+    c.effects.push({ type: 'adopt', slot, role: 'control' });
+    c.log('info', `re-adopted ${at.kind} command ${pid}${f.pidfdId === null ? '' : ` (pidfd id ${f.pidfdId})`}; waiting for it to end`);
+    return;
+  }
+  if (f.state === 'lost') c.log('warning', `${at.kind} command ${pid} cannot be re-adopted (${f.reason}); it is left alone and its step counts as failed`);
+  meanwhile.push({ type: 'exited', slot, status: endStatus(f), unwatched: true });
+}
+
+/** The recorded main process, as {@link restoreControl}; one that cannot be verified is taken as ended, how unknown. */
+function restoreMain(c: StepContext, record: UnitRecord, f: FoundProcess, signalsAtOnce: boolean, meanwhile: ServiceEventBody[]): void {
+  const recorded = record.main!;
+  if (signalsAtOnce && f.state !== 'alive') {
+    const status = endStatus(f);
+    if (status.code !== null || status.signal !== null) c.s.lastExit = { code: status.code, signal: status.signal };
+    c.log('warning', `main process ${recorded.pid} ${f.state === 'lost' ? `cannot be re-adopted (${f.reason}); it is left alone` : `${describeStatus(status)} while no daemon was watching`}`);
+    return;
+  }
+  const slot = c.s.nextSlot++;
+  const pid = f.state === 'alive' ? f.pid : recorded.pid;
+  c.s.main = { slot, pid, pidfdId: f.state === 'alive' ? f.pidfdId : pidfdIdText(recorded), index: record.mainIndex ?? -1 };
+  if (f.state === 'alive') {
+    c.effects.push({ type: 'adopt', slot, role: 'main' });
+    c.log('info', `re-adopted main process ${pid}${f.pidfdId === null ? '' : ` (pidfd id ${f.pidfdId})`}`);
+    return;
+  }
+  meanwhile.push({ type: 'exited', slot, status: endStatus(f), unwatched: true });
 }
 
 /** Puts the machine in `sub` with what that state waits for armed again, counted from now. */

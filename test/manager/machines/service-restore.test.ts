@@ -230,6 +230,27 @@ describe('restore: deactivating, auto-restart, exited, failed, dead', () => {
     after.exit('main', killed('SIGTERM')).membersGone().expectSub('dead');
   });
 
+  for (const [what, main] of [
+    ['ended meanwhile', ended(killed('SIGTERM'))],
+    ['lost', lost],
+  ] as const) {
+    it(`stop-sigterm with the main process ${what}: nothing is sent to it, the rest is finished`, () => {
+      const { after } = crash('ExecStart=/bin/app', (s) => s.stop(), () => ({ main }));
+      after.expectSub('stop-sigterm');
+      assert.ok(!after.all.some((e) => e.type === 'signal'), 'no signal to a process that is gone');
+      assert.ok(after.all.some((e) => e.type === 'signal-members' && e.except === 'none'));
+      assert.equal(after.state.main, null);
+      after.membersGone().expectSub('dead');
+    });
+  }
+
+  it('stop-sigterm with a start-pre command lost (a stop during the start): it is never signalled', () => {
+    const { after, record } = crash('ExecStartPre=/bin/prep\nExecStart=/bin/app', (s) => s.stop(), () => ({ control: lost }));
+    assert.equal(record.control?.kind, 'start-pre');
+    assert.ok(!after.all.some((e) => e.type === 'signal' && e.target === 'control'));
+    after.membersGone().expectSub('dead');
+  });
+
   it('stop-sigterm after a watchdog kill (not asked for): Restart= still applies', () => {
     const { after } = crash('ExecStart=/bin/app\nRestart=on-watchdog\nWatchdogSec=1', (s) => s.fire('watchdog'), () => ({ main: alive(100) }));
     assert.equal(after.state.manualStop, false);
