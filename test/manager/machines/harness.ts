@@ -139,6 +139,10 @@ export class Sim {
     });
   }
 
+  get pendingSpawnFailures(): number {
+    return this.#spawnFailures.length;
+  }
+
   /** The next spawn fails as the driver reports it (203/EXEC, 217/USER, resources for EnvironmentFile=). */
   failNextSpawn(exitCode = 203, result: 'exit-code' | 'resources' = 'exit-code', message = 'No such file or directory', kind?: string): this {
     this.#spawnFailures.push({ kind, exitCode, result, message });
