@@ -56,6 +56,11 @@ export class Sim {
     return this.state.sub;
   }
 
+  /** Dead or failed. */
+  isDownNow(): boolean {
+    return this.state.sub === 'dead' || this.state.sub === 'failed';
+  }
+
   get active(): ActiveState {
     return activeStateOf(this.state.sub);
   }

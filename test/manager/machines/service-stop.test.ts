@@ -283,3 +283,56 @@ describe('stale events', () => {
     assert.deepEqual(sim.last, []);
   });
 });
+
+describe('the kill escalation per KillMode=, after a stop and after a start timeout', () => {
+  const modes: [string, string[], boolean, string, string[]][] = [
+    // mode, first signals, watches members, state once the main process exited, signals after TimeoutStopSec=
+    ['control-group', ['main:15', 'members-but-main:15'], true, 'stop-sigterm', ['main:9', 'members-but-main:9']],
+    ['mixed', ['main:15'], false, 'stop-sigkill', ['main:9', 'members-but-main:9']],
+    ['process', ['main:15'], false, 'down', ['main:9']],
+  ];
+  const triggers: [string, string, (sim: Sim) => void][] = [
+    ['stop', 'ExecStart=/bin/app', (sim) => sim.start().stop()],
+    ['start timeout', 'Type=notify\nExecStart=/bin/app\nTimeoutStartSec=1', (sim) => sim.start().fire('timeout')],
+  ];
+  for (const [trigger, text, run] of triggers) {
+    for (const [mode, first, watches, afterExit, escalated] of modes) {
+      it(`${trigger}, KillMode=${mode}`, () => {
+        const make = (): Sim => {
+          const sim = new Sim(unit(`${text}\nKillMode=${mode}\nTimeoutStopSec=5`));
+          run(sim);
+          return sim;
+        };
+        const sim = make();
+        assert.deepEqual(sim.signals(), first);
+        assert.equal(sim.has('watch-members'), watches);
+        sim.exit('main', killed('SIGTERM'));
+        // Down means dead after a stop, failed after a start timeout.
+        if (afterExit === 'down') assert.ok(sim.isDownNow());
+        else assert.equal(sim.sub, afterExit);
+        const slow = make().fire('timeout');
+        assert.deepEqual(slow.signals(), escalated);
+        assert.equal(slow.state.result, 'timeout');
+      });
+    }
+
+    it(`${trigger}, KillMode=none: nothing signalled, the main process left alone (released)`, () => {
+      const sim = new Sim(unit(`${text}\nKillMode=none`));
+      run(sim);
+      assert.deepEqual(sim.signals(), []);
+      assert.ok(sim.isDownNow());
+      assert.ok(sim.last.some((e) => e.type === 'release'));
+    });
+  }
+});
+
+describe('RemainAfterExit= for a service with a main process', () => {
+  it('a clean exit leaves it active (exited); a failure stops it', () => {
+    const clean = running('ExecStart=/bin/app\nRemainAfterExit=yes').exit('main', code(0));
+    clean.expectSub('exited');
+    assert.deepEqual(clean.signals(), []);
+    const failed = running('ExecStart=/bin/app\nRemainAfterExit=yes').exit('main', code(1));
+    failed.expectSub('stop-sigterm');
+    failed.membersGone().expectSub('failed');
+  });
+});
