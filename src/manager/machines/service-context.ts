@@ -134,6 +134,18 @@ export class StepContext {
     this.armTimeout(controlTimeoutMs(this.config, kind));
   }
 
+  /** A signal to the main process, if there is one. */
+  signalMain(signal: number, options: { thenCont?: boolean; thenHup?: boolean } = {}): void {
+    if (this.s.main === null) return;
+    this.effects.push({ type: 'signal', target: 'main', slot: this.s.main.slot, signal, ...options });
+  }
+
+  /** A signal to the control process, if there is one. */
+  signalControl(signal: number, options: { thenCont?: boolean; thenHup?: boolean } = {}): void {
+    if (this.s.control === null) return;
+    this.effects.push({ type: 'signal', target: 'control', slot: this.s.control.slot, signal, ...options });
+  }
+
   /** Stops tracking the main process (its handle is closed; it is not signalled). */
   releaseMain(): void {
     if (this.s.main === null) return;

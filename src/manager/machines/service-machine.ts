@@ -154,7 +154,7 @@ function onReload(c: StepContext, monotonicUsec: bigint): void {
     s.jobs.reload = true;
     s.reloadStartUsec = monotonicUsec.toString();
     c.enter('reload-signal');
-    c.effects.push({ type: 'signal', target: 'main', signal: service.reloadSignal });
+    c.signalMain(service.reloadSignal);
     c.armTimeout(service.timeoutStartMs);
     return;
   }
@@ -364,7 +364,7 @@ function onTimeout(c: StepContext): void {
   if (KILLING_STATES.has(s.sub)) return killTimedOut(c);
   const control = s.control;
   if (s.stopAfterControl && control !== null) {
-    c.effects.push({ type: 'signal', target: 'control', signal: service.finalKillSignal });
+    c.signalControl(service.finalKillSignal);
     c.releaseControl();
     s.stopAfterControl = false;
     if (!runControl(c, 'stop', 0)) afterExecStop(c);
@@ -373,11 +373,11 @@ function onTimeout(c: StepContext): void {
   if (control !== null) {
     if (control.timedOut === 0) {
       c.log('warning', `${control.kind} command ${control.pid ?? '?'} timed out; killing it`);
-      c.effects.push({ type: 'signal', target: 'control', signal: service.killSignal, thenCont: true });
+      c.signalControl(service.killSignal, { thenCont: true });
       s.control = { ...control, timedOut: 1 };
       c.arm('timeout', service.timeoutStopMs);
     } else if (control.timedOut === 1) {
-      c.effects.push({ type: 'signal', target: 'control', signal: service.finalKillSignal });
+      c.signalControl(service.finalKillSignal);
       s.control = { ...control, timedOut: 2 };
     }
     return;

@@ -106,6 +106,6 @@ export function watchdogExpired(c: StepContext): void {
   if (!isUp(s.sub)) return;
   c.log('error', 'watchdog timeout; killing the main process');
   s.result = 'watchdog';
-  if (s.main !== null) c.effects.push({ type: 'signal', target: 'main', signal: service.watchdogSignal });
+  c.signalMain(service.watchdogSignal);
   enterStop(c, false);
 }

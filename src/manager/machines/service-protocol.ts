@@ -90,8 +90,11 @@ export type ServiceEffect =
       /** The protocol variables the machine decided on; the driver adds the rest (user, files, …). */
       readonly env: SpawnProtocolEnv;
     }
-  /** One signal to the main or the control process through its pidfd (ESRCH is not an error). */
-  | { readonly type: 'signal'; readonly target: 'main' | 'control'; readonly signal: number; readonly thenCont?: boolean; readonly thenHup?: boolean }
+  /**
+   * One signal to the main or the control process through its pidfd (ESRCH is not an error).
+   * `slot` names the process: the same step may let it go or start another in its role afterwards.
+   */
+  | { readonly type: 'signal'; readonly target: 'main' | 'control'; readonly slot: ProcessSlot; readonly signal: number; readonly thenCont?: boolean; readonly thenHup?: boolean }
   /** A signal to every process of the unit but `except` (cgroup members, else session members). `useCgroupKill` allows cgroup.kill for SIGKILL. */
   | { readonly type: 'signal-members'; readonly signal: number; readonly except: 'main' | 'none'; readonly thenCont?: boolean; readonly thenHup?: boolean; readonly useCgroupKill?: boolean }
   /** Report `members-gone` once no process of the unit is left but (with `except: 'main'`) the main process. At once if none is. */

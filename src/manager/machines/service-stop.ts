@@ -31,7 +31,7 @@ export function enterStop(c: StepContext, runExecStop: boolean): void {
   if (!wantExecStop) return enterSignal(c, 'stop-sigterm');
   c.enter('stop');
   if (s.control !== null) {
-    c.effects.push({ type: 'signal', target: 'control', signal: c.service.killSignal, thenCont: true });
+    c.signalControl(c.service.killSignal, { thenCont: true });
     s.stopAfterControl = true;
     c.armTimeout(c.service.timeoutStopMs);
     return;
@@ -77,8 +77,8 @@ export function enterSignal(c: StepContext, state: KillState): void {
   }
   c.enter(state);
   s.membersGone = !watchAll;
-  if (s.control !== null) c.effects.push({ type: 'signal', target: 'control', signal, thenCont, thenHup });
-  if (mainWaited) c.effects.push({ type: 'signal', target: 'main', signal, thenCont, thenHup });
+  c.signalControl(signal, { thenCont, thenHup });
+  if (mainWaited) c.signalMain(signal, { thenCont, thenHup });
   if (watchAll) {
     c.effects.push({
       type: 'signal-members',
@@ -101,7 +101,7 @@ function enterMixedKill(c: StepContext, from: KillState): void {
   c.enter(state);
   c.unwatchMembers();
   s.membersGone = false;
-  if (s.control !== null) c.effects.push({ type: 'signal', target: 'control', signal: service.finalKillSignal });
+  c.signalControl(service.finalKillSignal);
   c.effects.push({ type: 'signal-members', signal: service.finalKillSignal, except: 'none' });
   c.watchMembers();
   c.armTimeout(service.timeoutStopMs);

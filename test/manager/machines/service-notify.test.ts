@@ -49,9 +49,14 @@ describe('ExecReload=', () => {
     const sim = running('ExecStart=/bin/app\nExecReload=/bin/r\nExecStop=/bin/down').reload().stop();
     sim.expectJob('reload', 'failed');
     assert.deepEqual(sim.signals(), ['control:15']);
+    const reloadSlot = sim.state.control!.slot;
     sim.fire('timeout');
     assert.deepEqual(sim.signals(), ['control:9']);
     assert.deepEqual(sim.spawned(), ['control:stop#0']);
+    // The signal names the reload command, not the ExecStop= process that takes the role in the same step.
+    const kill = sim.last.find((e) => e.type === 'signal');
+    assert.ok(kill && kill.type === 'signal' && kill.slot === reloadSlot);
+    assert.notEqual(sim.state.control!.slot, reloadSlot);
   });
 });
 
