@@ -5,6 +5,21 @@
  *
  * Jobs: every `start`, `stop` and `reload` taken is answered by exactly one `job-done` of that kind;
  * one `job-done` answers every request of that kind that joined the job under way.
+ *
+ * The way through the states (each arrow one `enter*` function in service-start.ts/service-stop.ts):
+ *
+ *   dead/failed ─start→ condition (check-conditions, ExecCondition=) → start-pre (ExecStartPre=)
+ *     → start (the main process; Type= says what ends it: the spawn, READY=1, its exit, the PID file)
+ *     → start-post (ExecStartPost=) → running (main process) | exited (none) | stop (nothing to supervise)
+ *   running ─reload→ reload (ExecReload=) | reload-signal → reload-notify (notify-reload) → running
+ *   running ─stop, main exit, STOPPING=1, RuntimeMaxSec=→ stop (ExecStop=) → stop-sigterm → stop-sigkill
+ *     → stop-post (ExecStopPost=) → final-sigterm → final-sigkill → dead | failed | auto-restart
+ *   any start phase ─stop→ stop-sigterm (the start job is canceled; ExecStop= does not run)
+ *   a start phase failing → stop-sigterm with the failure's result (the start job fails once down)
+ *   auto-restart ─RestartSec= → condition (a restart: the start limit applies, the count goes up)
+ *
+ * A kill state waits for the main process (unless KillMode=none), the control process, and (for
+ * control-group, and mixed once the main process is gone) `members-gone`; TimeoutStopSec= escalates.
  */
 import type { ExitStatus } from '../../pidfd/index.js';
 import type { ServiceUnitConfig } from '../../unit/index.js';
