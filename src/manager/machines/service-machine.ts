@@ -23,7 +23,8 @@
  */
 import type { ExitStatus } from '../../pidfd/index.js';
 import type { ServiceUnitConfig } from '../../unit/index.js';
-import type { ServiceEvent } from './service-protocol.js';
+import type { ServiceResult } from '../types.js';
+import type { ProcessSlot, ServiceEffect, ServiceEvent, ServiceTimer } from './service-protocol.js';
 import { classifyControlExit, classifyMainExit, conditionSkips, describeStatus } from './service-policy.js';
 import { KILLING_STATES, RELOADING_STATES, STARTING_STATES, STOPPING_STATES, isDown, isUp } from './service-states.js';
 import { controlList, StepContext } from './service-context.js';
@@ -50,7 +51,7 @@ export { initialServiceState, type ServiceMachineState } from './service-state.j
 /** The outcome of one step. */
 export interface ServiceStepResult {
   readonly state: ServiceMachineState;
-  readonly effects: readonly import('./service-protocol.js').ServiceEffect[];
+  readonly effects: readonly ServiceEffect[];
 }
 
 /** Takes one event: the next state and the effects to run, in order. */
@@ -189,7 +190,7 @@ export function finishReload(c: StepContext, result: 'done' | 'failed' | 'timeou
 
 // ------------------------------------------------------------------------------------ processes
 
-function onSpawnFailed(c: StepContext, slot: number, exitCode: number, result: import('../types.js').ServiceResult, message: string): void {
+function onSpawnFailed(c: StepContext, slot: ProcessSlot, exitCode: number, result: ServiceResult, message: string): void {
   const { s, service } = c;
   if (s.main?.slot === slot) {
     const index = s.main.index;
@@ -272,7 +273,7 @@ function onLauncherExited(c: StepContext, status: ExitStatus): void {
 
 interface ControlOutcome {
   readonly ok: boolean;
-  readonly result: import('../types.js').ServiceResult;
+  readonly result: ServiceResult;
   readonly status: ExitStatus | undefined;
 }
 
@@ -346,7 +347,7 @@ function onPidFile(c: StepContext, result: Extract<ServiceEvent, { type: 'pid-fi
 
 // ---------------------------------------------------------------------------------------- timers
 
-function onTimer(c: StepContext, timer: import('./service-protocol.js').ServiceTimer, invocationId: string | undefined): void {
+function onTimer(c: StepContext, timer: ServiceTimer, invocationId: string | undefined): void {
   const { s, service } = c;
   switch (timer) {
     case 'restart':
