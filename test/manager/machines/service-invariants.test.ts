@@ -89,6 +89,10 @@ function checkInvariants(sim: Sim, before: Sim['state'], history: string[]): voi
   if (s.jobs.start) assert.ok(STARTING_STATES.has(s.sub) || STOPPING_STATES.has(s.sub), `a start job only while starting (or failing), ${where}`);
   if (s.jobs.stop) assert.ok(STOPPING_STATES.has(s.sub), `a stop job only while stopping, ${where}`);
   if (s.jobs.reload) assert.ok(RELOADING_STATES.has(s.sub), `a reload job only while reloading, ${where}`);
+  // A change of state is told (emit-state) and recorded (persist); so is a control process coming or going.
+  if (s.sub !== before.sub) assert.ok(sim.has('emit-state') && sim.has('persist'), `state change told and recorded, ${where}`);
+  if ((s.control?.slot ?? null) !== (before.control?.slot ?? null)) assert.ok(sim.has('persist'), `control process change recorded, ${where}`);
+  if ((s.main?.slot ?? null) !== (before.main?.slot ?? null)) assert.ok(sim.has('persist'), `main process change recorded, ${where}`);
   // Slots are handed out once, and every spawn takes a new one.
   for (const effect of sim.last) {
     if (effect.type === 'spawn') assert.ok(effect.slot >= before.nextSlot && effect.slot < s.nextSlot, where);

@@ -178,3 +178,30 @@ describe('RuntimeMaxSec= and the watchdog', () => {
     assert.equal(sim.armed('runtime-max'), undefined);
   });
 });
+
+describe('the protocol environment of each process', () => {
+  // kind spawned, in which unit, after what: NOTIFY_SOCKET, MAINPID, WATCHDOG_USEC, exit info
+  const cases: [string, string, (sim: Sim) => void, string, [boolean, boolean, number, boolean]][] = [
+    ['condition', 'ExecCondition=/bin/c\nExecStart=/bin/app\nNotifyAccess=all', () => {}, 'condition', [true, false, 0, false]],
+    ['start-pre', 'ExecStartPre=/bin/c\nExecStart=/bin/app\nNotifyAccess=exec', () => {}, 'start-pre', [true, false, 0, false]],
+    ['main (notify)', 'Type=notify\nExecStart=/bin/app\nWatchdogSec=3', () => {}, 'main', [true, false, 3_000_000, false]],
+    ['main (simple, NotifyAccess=none)', 'ExecStart=/bin/app', () => {}, 'main', [false, false, 0, false]],
+    ['start-post', 'ExecStartPost=/bin/c\nExecStart=/bin/app\nNotifyAccess=main', () => {}, 'start-post', [false, true, 0, false]],
+    ['reload', 'ExecReload=/bin/c\nExecStart=/bin/app\nNotifyAccess=all', (s) => s.reload(), 'reload', [true, true, 0, false]],
+    ['stop', 'ExecStop=/bin/c\nExecStart=/bin/app', (s) => s.stop(), 'stop', [false, true, 0, true]],
+    ['stop-post', 'ExecStopPost=/bin/c\nExecStart=/bin/app\nKillMode=process', (s) => s.stop().exit('main', killed('SIGTERM')), 'stop-post', [false, false, 0, true]],
+  ];
+  for (const [name, text, reach, kind, [notify, mainPid, watchdogUsec, exitInfo]] of cases) {
+    it(name, () => {
+      const sim = new Sim(unit(text)).start();
+      reach(sim);
+      const spawn = sim.all.filter((e) => e.type === 'spawn' && e.kind === kind).pop();
+      assert.ok(spawn && spawn.type === 'spawn');
+      assert.equal(spawn.env.notify, notify, 'NOTIFY_SOCKET');
+      assert.equal(spawn.env.mainPid, mainPid, 'MAINPID');
+      assert.equal(spawn.env.watchdogUsec, watchdogUsec, 'WATCHDOG_USEC');
+      assert.equal(spawn.env.exitInfo !== undefined, exitInfo, 'exit info');
+      assert.equal(spawn.env.invocationId, 'inv1');
+    });
+  }
+});
