@@ -8,7 +8,7 @@ import { UNKNOWN_EXIT, type ExitStatus, type ProcessIdJson } from '../../pidfd/i
 import type { ServiceUnitConfig } from '../../unit/index.js';
 import type { ControlRecord, SubState, UnitRecord } from '../types.js';
 import type { ProcessSlot, ServiceEffect, ServiceEventBody } from './service-protocol.js';
-import { ACTIVE_STATE_OF, KILLING_STATES, activeStateOf } from './service-states.js';
+import { ACTIVE_STATE_OF, CONTROL_STATES, KILLING_STATES, MAIN_PROCESS_STATES, activeStateOf } from './service-states.js';
 import { controlTimeoutMs, StepContext } from './service-context.js';
 import { describeStatus } from './service-policy.js';
 import { draftOf, initialServiceState, type ServiceMachineState } from './service-state.js';
@@ -99,10 +99,11 @@ export function restoreServiceState(config: ServiceUnitConfig, record: UnitRecor
   const signalsAtOnce = KILLING_STATES.has(sub) || ((sub === 'stop' || sub === 'stop-post') && (record.control ?? null) === null);
 
   // The control process's end is fed first: its step decides before the main process's exit does.
-  if (record.control !== undefined && record.control !== null) {
+  // A process recorded for a state that has none (a record written by something else) is let go.
+  if (record.control !== undefined && record.control !== null && CONTROL_STATES.has(sub)) {
     restoreControl(c, record.control, found.control ?? NOT_LOOKED_FOR, signalsAtOnce, meanwhile);
   }
-  if (record.main !== null) restoreMain(c, record, found.main ?? NOT_LOOKED_FOR, signalsAtOnce, meanwhile);
+  if (record.main !== null && MAIN_PROCESS_STATES.has(sub)) restoreMain(c, record, found.main ?? NOT_LOOKED_FOR, signalsAtOnce, meanwhile);
 
   resumeAt(c, sub);
   return { state: c.s, effects: [...c.effects, { type: 'persist' }], meanwhile };

@@ -52,6 +52,9 @@ export const KILLING_STATES = set('stop-sigterm', 'stop-sigkill', 'final-sigterm
 /** States that may have a main process (systemd's SERVICE_STATE_WITH_MAIN_PROCESS, plus `start` for non-forking types). */
 export const MAIN_PROCESS_STATES = set('start', 'start-post', 'running', 'reload', 'reload-signal', 'reload-notify', 'stop', 'stop-sigterm', 'stop-sigkill', 'stop-post', 'final-sigterm', 'final-sigkill');
 
+/** States that may have a control process. */
+export const CONTROL_STATES = set('condition', 'start-pre', 'start-post', 'reload', 'stop', 'stop-sigterm', 'stop-sigkill', 'stop-post', 'final-sigterm', 'final-sigkill');
+
 /** States in which `MAINPID=`/`MAINPIDFD=1` is accepted. */
 export const MAINPID_STATES = set('start', 'start-post', 'running', 'reload', 'reload-signal', 'reload-notify', 'stop', 'stop-sigterm');
 

@@ -295,6 +295,16 @@ describe('restore: deactivating, auto-restart, exited, failed, dead', () => {
     crash('ExecStart=/bin/app', (s) => s.stop().exit('main', killed('SIGTERM')).membersGone(), () => ({})).after.expectSub('dead');
   });
 
+  it('a main or control process recorded for a state that has none is let go', () => {
+    const config = unit('ExecStart=/bin/app\nRestart=always');
+    const record = running('ExecStart=/bin/app\nExecReload=/bin/r\nRestart=always').reload().record();
+    const after = Sim.restored(config, { ...record, subState: 'auto-restart', activeState: 'activating' }, { main: alive(100), control: alive(101) });
+    after.expectSub('auto-restart');
+    assert.ok(!after.all.some((e) => e.type === 'adopt'));
+    assert.equal(after.state.main, null);
+    assert.equal(after.state.control, null);
+  });
+
   it('a found process the restored state has no use for gets no adopt (the driver releases it)', () => {
     const config = unit('ExecStart=/bin/app');
     const after = Sim.restored(config, { ...running('ExecStart=/bin/app').record(), subState: 'dead', activeState: 'inactive', main: null }, { main: alive(100) });
