@@ -106,6 +106,9 @@ export function restoreServiceState(config: ServiceUnitConfig, record: UnitRecor
   if (record.main !== null && MAIN_PROCESS_STATES.has(sub)) restoreMain(c, record, found.main ?? NOT_LOOKED_FOR, signalsAtOnce, meanwhile);
 
   resumeAt(c, sub);
+  // The state a new daemon starts from is always told, even when the way to it passed none.
+  const told = c.effects.filter((e) => e.type === 'emit-state').pop();
+  if (told === undefined || told.subState !== c.s.sub) c.effects.push({ type: 'emit-state', activeState: activeStateOf(c.s.sub), subState: c.s.sub, result: c.s.result });
   return { state: c.s, effects: [...c.effects, { type: 'persist' }], meanwhile };
 }
 

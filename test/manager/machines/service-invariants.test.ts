@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ServiceTimer } from '../../../src/manager/machines/service-protocol.js';
+import type { FoundProcess } from '../../../src/manager/machines/service-restore.js';
 import { RELOADING_STATES, STARTING_STATES, STOPPING_STATES, activeStateOf, isDown } from '../../../src/manager/machines/service-states.js';
 import { Sim, code, killed, unit } from './harness.js';
 
@@ -90,9 +91,11 @@ function checkInvariants(sim: Sim, before: Sim['state'], history: string[]): voi
   if (s.jobs.stop) assert.ok(STOPPING_STATES.has(s.sub), `a stop job only while stopping, ${where}`);
   if (s.jobs.reload) assert.ok(RELOADING_STATES.has(s.sub), `a reload job only while reloading, ${where}`);
   // A change of state is told (emit-state) and recorded (persist); so is a control process coming or going.
-  if (s.sub !== before.sub) assert.ok(sim.has('emit-state') && sim.has('persist'), `state change told and recorded, ${where}`);
+  if (s.sub !== before.sub) assert.ok(sim.has('emit-state') && sim.has('persist'), `state change ${before.sub} → ${s.sub} told and recorded, ${where}`);
   if ((s.control?.slot ?? null) !== (before.control?.slot ?? null)) assert.ok(sim.has('persist'), `control process change recorded, ${where}`);
   if ((s.main?.slot ?? null) !== (before.main?.slot ?? null)) assert.ok(sim.has('persist'), `main process change recorded, ${where}`);
+  // What follows holds within one machine; a restored one is new.
+  if (history[history.length - 1]!.startsWith('restored')) return;
   // Slots are handed out once, and every spawn takes a new one.
   for (const effect of sim.last) {
     if (effect.type === 'spawn') assert.ok(effect.slot >= before.nextSlot && effect.slot < s.nextSlot, where);
@@ -105,17 +108,35 @@ function checkInvariants(sim: Sim, before: Sim['state'], history: string[]): voi
   }
 }
 
+/** The daemon dies here: a new one restores the unit from its record, finding each process alive, ended or lost. */
+function crashAndRestore(sim: Sim, rnd: () => number): Sim {
+  const record = JSON.parse(JSON.stringify(sim.record()));
+  const find = (pid: number | undefined): FoundProcess => {
+    const r = rnd();
+    if (pid !== undefined && r < 0.5) return { state: 'alive', pid, pidfdId: String(pid * 10) };
+    if (r < 0.75) return { state: 'ended', status: r < 0.6 ? code(0) : r < 0.7 ? killed('SIGKILL') : null };
+    return { state: 'lost', reason: 'PID reused' };
+  };
+  const found = { main: find(record.main?.pid), control: find(record.control?.process.pid) };
+  return Sim.restored(sim.config, record, found, sim.now + Math.floor(rnd() * 5000));
+}
+
 describe('service machine invariants over random walks', () => {
   for (const [index, text] of UNITS.entries()) {
-    it(`unit ${index}: ${text.split('\n').find((l) => l.startsWith('Type=')) ?? 'Type=simple'}, 60 walks of 60 events`, () => {
+    it(`unit ${index}: ${text.split('\n').find((l) => l.startsWith('Type=')) ?? 'Type=simple'}, 60 walks of 60 events, with daemon crashes`, () => {
       const config = unit(text);
       for (let walk = 0; walk < 60; walk++) {
         const rnd = random(index * 1000 + walk);
-        const sim = new Sim(config);
+        let sim = new Sim(config);
         const history: string[] = [];
         for (let n = 0; n < 60; n++) {
           const before = sim.state;
-          history.push(step(sim, rnd));
+          if (rnd() < 0.05) {
+            sim = crashAndRestore(sim, rnd);
+            history.push(`restored into ${sim.state.sub}`);
+          } else {
+            history.push(step(sim, rnd));
+          }
           if (history[history.length - 1] === 'advance') continue;
           checkInvariants(sim, before, history);
         }
