@@ -398,7 +398,7 @@ function onTimeout(c: StepContext): void {
     }
     return;
   }
-  if (s.sub === 'start' || (s.sub === 'condition' && s.checkingConditions)) {
+  if (s.sub === 'start') {
     c.log('warning', 'start operation timed out; terminating');
     return failStart(c, 'timeout');
   }

@@ -36,6 +36,10 @@ function step(sim: Sim, rnd: () => number): string {
   const pick = <T>(list: readonly T[]): T => list[Math.floor(rnd() * list.length)]!;
   const s = sim.state;
   // Requests are rarer than what the world reports, so that walks get deep into each state.
+  if ((s.sub === 'running' || s.sub === 'exited') && rnd() < 0.15) {
+    sim.reload(BigInt(Math.floor(rnd() * 3000)));
+    return 'reload';
+  }
   if (rnd() < 0.2) {
     const [name, run] = pick<[string, () => void]>([
       ['start', () => sim.start()],
