@@ -166,9 +166,9 @@ export class StepContext {
     this.s.control = null;
   }
 
-  /** (Re)arms the watchdog while the unit is up and one is set; cancels it otherwise. */
+  /** (Re)arms the watchdog while the unit is up with a main process to ping it and one is set; cancels it otherwise. */
   armWatchdog(): void {
-    if (this.s.watchdogUsec > 0 && isUp(this.s.sub)) this.arm('watchdog', this.s.watchdogUsec / 1000);
+    if (this.s.watchdogUsec > 0 && isUp(this.s.sub) && this.s.main !== null) this.arm('watchdog', this.s.watchdogUsec / 1000);
     else this.cancel('watchdog');
   }
 

@@ -205,3 +205,13 @@ describe('the protocol environment of each process', () => {
     });
   }
 });
+
+describe('the watchdog needs a main process', () => {
+  it('a unit active without one (exited) arms no watchdog', () => {
+    const sim = new Sim(unit('Type=oneshot\nRemainAfterExit=yes\nExecStart=/bin/a\nWatchdogSec=2\nNotifyAccess=all')).start().exit('main', code(0));
+    sim.expectSub('exited');
+    assert.equal(sim.armed('watchdog'), undefined);
+    sim.notify({ WATCHDOG: '1' }, 'other');
+    assert.equal(sim.armed('watchdog'), undefined);
+  });
+});
