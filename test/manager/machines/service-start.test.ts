@@ -215,3 +215,16 @@ describe('the watchdog needs a main process', () => {
     assert.equal(sim.armed('watchdog'), undefined);
   });
 });
+
+describe('the demo web server (examples/units/web.service)', () => {
+  it('gets WATCHDOG_USEC on its first start, and pinging every 5 s keeps the 10 s watchdog from firing', () => {
+    const sim = new Sim(unit('[Unit]\nDescription=Demo web server\n[Service]\nType=notify\nExecStart=/usr/bin/env node web.js\nWatchdogSec=10s\nRestart=on-failure')).start();
+    assert.equal(sim.spawns()[0]!.env.watchdogUsec, 10_000_000, 'a fresh start passes WATCHDOG_USEC, not only a restart');
+    sim.advance(300).notify({ READY: '1' });
+    for (let second = 5; second <= 60; second += 5) {
+      sim.advance(5000).notify({ WATCHDOG: '1' });
+      assert.ok(sim.timers.get('watchdog')!.due > sim.now + 9000);
+    }
+    sim.expectSub('running');
+  });
+});
