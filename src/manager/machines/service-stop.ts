@@ -161,25 +161,27 @@ export function enterDeadOrFailed(c: StepContext): void {
   c.releaseLauncher();
   s.stopAfterControl = false;
   s.membersGone = false;
-  c.jobDone('stop', 'done');
-  c.jobDone('reload', 'failed');
+  // The state is entered before the jobs are answered: whoever waited sees where the unit ended.
+  const failed = s.result !== 'success';
+  const jobResult = failed ? 'failed' : 'done';
   if (s.queuedStart !== null) {
     const invocationId = s.queuedStart;
     s.queuedStart = null;
     s.manualStop = false;
-    c.enter(s.result === 'success' ? 'dead' : 'failed');
+    c.enter(failed ? 'failed' : 'dead');
+    c.jobDone('stop', 'done');
+    c.jobDone('reload', 'failed');
     beginStart(c, false, invocationId);
     return;
   }
-  const jobResult = s.result === 'success' ? 'done' : 'failed';
   if (!s.manualStop && shouldRestart(service, s.result, s.lastExit)) {
     enterAutoRestart(c);
-    c.jobDone('start', jobResult);
-    return;
+  } else {
+    c.enter(failed ? 'failed' : 'dead');
+    if (failed) c.log('error', `failed with result '${s.result}'`);
   }
-  const failed = s.result !== 'success';
-  c.enter(failed ? 'failed' : 'dead');
-  if (failed) c.log('error', `failed with result '${s.result}'`);
+  c.jobDone('stop', 'done');
+  c.jobDone('reload', 'failed');
   c.jobDone('start', jobResult);
 }
 

@@ -172,6 +172,12 @@ describe('ExecStop= and ExecStopPost=', () => {
 });
 
 describe('jobs around a stop', () => {
+  it('the state is told before the job is answered', () => {
+    const sim = running('ExecStart=/bin/app').stop().exit('main', killed('SIGTERM')).membersGone();
+    const order = sim.last.flatMap((e) => (e.type === 'emit-state' ? ['state'] : e.type === 'job-done' ? ['job'] : []));
+    assert.deepEqual(order, ['state', 'job']);
+  });
+
   it('a stop while stopping joins: one job-done', () => {
     const sim = running('ExecStart=/bin/app').stop();
     sim.stop();
