@@ -130,11 +130,14 @@ function onStart(c: StepContext, invocationId: string): void {
     s.jobs.start = true;
     return;
   }
-  s.jobs.start = true;
   if (STOPPING_STATES.has(s.sub)) {
+    // A start whose failure is being cleaned up is still the start job under way: this one joins it.
+    if (s.jobs.start) return;
+    s.jobs.start = true;
     s.queuedStart = invocationId;
     return;
   }
+  s.jobs.start = true;
   s.manualStop = false;
   beginStart(c, false, invocationId);
 }

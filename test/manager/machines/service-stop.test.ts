@@ -202,6 +202,16 @@ describe('jobs around a stop', () => {
     assert.equal(sim.state.invocationId, 'inv2');
   });
 
+  it('a start while a failed start is being cleaned up joins it (and fails with it)', () => {
+    const sim = new Sim(unit('ExecStartPre=/bin/prep\nExecStart=/bin/app')).start().exit('control', code(1));
+    sim.expectSub('stop-sigterm');
+    sim.start();
+    assert.equal(sim.state.queuedStart, null);
+    sim.membersGone();
+    assert.deepEqual(sim.allJobs(), ['start failed']);
+    sim.expectSub('failed');
+  });
+
   it('a stop after a queued start cancels that start', () => {
     const sim = running('ExecStart=/bin/app').stop().start().stop();
     sim.expectJob('start', 'canceled');
