@@ -31,6 +31,18 @@ describe('the record', () => {
     assert.equal(record.manualStop, false);
   });
 
+  it('what the record holds comes back after a restore', () => {
+    const sim = running('Type=notify\nExecStart=/bin/app\nRestart=always\nWatchdogSec=4');
+    sim.exit('main', code(3)).membersGone().fire('restart').notify({ READY: '1', STATUS: 'serving', NOTIFYACCESS: 'all', WATCHDOG_USEC: '2000000' });
+    const record = JSON.parse(JSON.stringify(sim.record())) as UnitRecord;
+    const after = Sim.restored(sim.config, record, { main: alive(sim.state.main!.pid!) });
+    for (const key of ['sub', 'result', 'restarts', 'invocationId', 'statusText', 'lastExit', 'notifyAccess', 'watchdogUsec'] as const) {
+      assert.deepEqual(after.state[key], sim.state[key], key);
+    }
+    assert.equal(after.state.restarts, 1);
+    assert.equal(after.armed('watchdog'), 2000);
+  });
+
   it('a control process coming and going is persisted', () => {
     const sim = running('ExecStart=/bin/app\nExecReload=/bin/r').reload();
     assert.ok(sim.has('persist'));
