@@ -107,7 +107,7 @@ export class LinuxProcessPort implements ProcessPort {
       spawned = spawnCommand({ ...plan, fds: io.fds, ...(cgroup === undefined ? {} : { cgroupFd: cgroup.fd }) });
     } catch (error) {
       const e = error as SpawnError;
-      return { ok: false, exitCode: e.exitCode ?? 203, result: 'exit-code', message: `failed to run ${request.kind} command ${request.command.argv.join(' ')}: ${e.message}` };
+      return { ok: false, exitCode: e.exitCode ?? 203, result: 'exit-code', message: e.message };
     } finally {
       io.afterSpawn();
       cgroup?.close();

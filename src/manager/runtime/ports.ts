@@ -34,6 +34,7 @@ export interface SpawnRequest {
   readonly main: HeldProcess | undefined;
 }
 
+/** A spawn's outcome; a failure's `message` says what went wrong, the machine says which command it was. */
 export type SpawnOutcome =
   | { readonly ok: true; readonly process: HeldProcess }
   | { readonly ok: false; readonly exitCode: number; readonly result: 'exit-code' | 'resources'; readonly message: string };
