@@ -285,7 +285,8 @@ export class ServiceUnit {
         return;
       }
       case 'signal': {
-        const process = this.#processes.get((effect.target === 'main' ? this.#state.main : this.#state.control)?.slot ?? -1);
+        // The slot, not the state's current main/control: one step may signal a process and then hand its role on.
+        const process = this.#processes.get(effect.slot);
         if (process === undefined) return;
         process.signal(effect.signal);
         if (effect.thenCont === true && effect.signal !== 9 && effect.signal !== 18) process.signal(18);
