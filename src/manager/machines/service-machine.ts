@@ -200,7 +200,8 @@ function onSpawnFailed(c: StepContext, slot: ProcessSlot, exitCode: number, resu
     const command = service.execStart[index];
     c.log('error', `failed to run main command ${command?.argv.join(' ') ?? ''}: ${message}`);
     s.main = null;
-    s.lastExit = { code: exitCode, signal: null };
+    // A spawn refused for want of resources (a missing EnvironmentFile=) ran nothing: there is no exit to record.
+    if (result !== 'resources') s.lastExit = { code: exitCode, signal: null };
     s.mainResult = 'exit-code';
     if (s.sub !== 'start') return;
     if (service.type === 'oneshot' && command?.ignoreFailure === true) return nextOneshotCommand(c, index);
@@ -210,7 +211,7 @@ function onSpawnFailed(c: StepContext, slot: ProcessSlot, exitCode: number, resu
     const control = s.control;
     const command = controlList(c.config, control.kind)[control.index];
     c.log('error', `failed to run ${control.kind} command ${command?.argv.join(' ') ?? ''}: ${message}`);
-    if (command?.ignoreFailure !== true) s.lastExit = { code: exitCode, signal: null };
+    if (command?.ignoreFailure !== true && result !== 'resources') s.lastExit = { code: exitCode, signal: null };
     afterControl(c, control, { ok: command?.ignoreFailure === true, result, status: undefined });
   }
 }

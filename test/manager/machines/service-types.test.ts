@@ -38,6 +38,7 @@ describe('Type=simple and exec', () => {
     assert.equal(user.state.result, 'exit-code');
     const res = new Sim(unit('ExecStart=/bin/app')).failNextSpawn(1, 'resources', 'EnvironmentFile= missing').start().membersGone();
     assert.equal(res.state.result, 'resources');
+    assert.equal(res.state.lastExit, null, 'nothing ran, so nothing exited');
     res.expectSub('failed');
   });
 
