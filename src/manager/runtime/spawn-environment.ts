@@ -70,7 +70,8 @@ export function planSpawn(request: SpawnRequest, context: SpawnContext): SpawnPl
     return { exitCode: 217, result: 'exit-code', message: (error as Error).message };
   }
   const files = readEnvironmentFiles(s.environmentFiles);
-  if ('error' in files) return { exitCode: 243, result: 'resources', message: files.error };
+  // Nothing is spawned, so there is no exit code; the machine records none for `resources`.
+  if ('error' in files) return { exitCode: 0, result: 'resources', message: files.error };
   addProtocolVariables(env, request, context);
   Object.assign(env, s.environment, files.env);
   for (const name of s.passEnvironment) {
