@@ -234,7 +234,9 @@ export class ServiceUnit {
     if (this.#stepping) return;
     this.#stepping = true;
     try {
-      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) this.#step(next);
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        this.#step(next);
+      }
     } finally {
       this.#stepping = false;
     }
@@ -260,7 +262,15 @@ export class ServiceUnit {
   #apply(effects: readonly ServiceEffect[], candidates: Candidates | undefined): void {
     this.#candidates = candidates;
     try {
-      for (const effect of effects) this.#run(effect);
+      for (const effect of effects) {
+        try {
+          this.#run(effect);
+        } catch (error) {
+          // One failed effect (an unexpected errno) must not take the daemon down from a timer or an
+          // exit callback, nor keep the effects after it (a timeout, a watch) from running.
+          this.#ports.events.log('error', `${effect.type} failed: ${(error as Error).message}`);
+        }
+      }
     } finally {
       // A candidate the machine did not adopt in this step is let go (closed, never signalled).
       for (const left of Object.values(this.#candidates ?? {})) left?.release();

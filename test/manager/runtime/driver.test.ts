@@ -113,6 +113,34 @@ describe('the driver on fake ports', () => {
     assert.equal(after.world.table.spawns.length, 0);
   });
 
+  it('an effect that throws is logged, and the effects after it still run', async () => {
+    const world = new FakeWorld();
+    const ports = world.portsFor.bind(world);
+    world.portsFor = (unit) => {
+      const real = ports(unit);
+      return {
+        ...real,
+        processes: {
+          ...real.processes,
+          sessions: real.processes.sessions,
+          signalMembers: () => {
+            throw Object.assign(new Error('EPERM: operation not permitted'), { code: 'EPERM' });
+          },
+        },
+      };
+    };
+    const u = new ServiceUnit(serviceConfig('svc.service', '[Service]\nExecStart=/bin/server\n'), world);
+    await u.start();
+    const main = world.table.last;
+    const job = u.stop();
+    assert.ok(world.events.logs.some((l) => l.level === 'error' && l.text.includes('EPERM')), 'the failure is told');
+    assert.equal(main.signals[0], SIGTERM, 'the main process got its signal');
+    assert.ok(world.clock.pending > 0, 'the stop timeout was armed after the failing effect');
+    world.table.exit(main.pid, { signal: 'SIGTERM' });
+    assert.equal(await settled(job), 'done');
+    assert.equal(u.activeState, 'inactive');
+  });
+
   it('a scope is active while any of its processes lives; stop signals each through its handle', async () => {
     const world = new FakeWorld();
     const u = new ServiceUnit(serviceConfig('job.service', '[Service]\nExecStart=/bin/true\n'), world, true);
