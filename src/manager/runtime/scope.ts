@@ -1,103 +1,89 @@
 /**
- * A scope: processes started elsewhere (`holdfast run --scope`, CreateScope) that a unit holds by
- * their pidfds. It runs nothing itself: it is active while any of them lives, its main process is
- * the first that still does, and stopping it signals each, escalating to FinalKillSignal= after
- * TimeoutStopSec=.
+ * The driver of a scope: processes started elsewhere (`holdfast run --scope`, CreateScope) that a
+ * unit holds by their pidfds. The scope machine (machines/scope-machine.ts) decides; this runs its
+ * effects through the unit's ports, as the service driver does for services, one event at a time.
  */
-import { describeExit, type ExitStatus } from '../../pidfd/index.js';
+import type { ExitStatus } from '../../pidfd/index.js';
 import type { ServiceSection } from '../../unit/index.js';
-import type { JobResult } from '../machines/service-protocol.js';
+import { initialScopeState, scopeMain, scopeStep, type ScopeEffect, type ScopeEvent, type ScopeMachineState } from '../machines/scope-machine.js';
+import type { JobResult, ProcessSlot } from '../machines/service-protocol.js';
 import { activeStateOf } from '../machines/service-states.js';
 import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord } from '../types.js';
 import type { HeldProcess, UnitPorts } from './ports.js';
+
+type ScopeEventBody = ScopeEvent extends infer E ? (E extends unknown ? Omit<E, 'now'> : never) : never;
 
 const SIGCONT = 18;
 const SIGHUP = 1;
 
 /** One scope's run, from adoption to its last process's end. */
 export class ScopeRun {
-  subState: SubState = 'running';
-  result: ServiceResult = 'success';
-  lastExit: LastExit | null = null;
-  readonly invocationId: string;
   readonly #ports: UnitPorts;
-  readonly #alive: HeldProcess[];
-  #main: HeldProcess | undefined;
+  readonly #service: () => ServiceSection;
   readonly #onState: (active: ActiveState, sub: SubState, result: ServiceResult) => void;
-  #stopping: Promise<JobResult> | undefined;
-  #allGone: (() => void) | undefined;
-  #cancelTimer: (() => void) | undefined;
+  #state: ScopeMachineState = initialScopeState();
+  readonly #processes = new Map<ProcessSlot, HeldProcess>();
+  /** The processes handed over, until the machine names their slots. */
+  #handedOver: HeldProcess[];
+  #timer: { generation: number; cancel: () => void } | undefined;
+  #unwatchMembers: (() => void) | undefined;
+  readonly #queue: ScopeEventBody[] = [];
+  #stepping = false;
+  #stopWaiters: ((result: JobResult) => void)[] = [];
+  #disposed = false;
 
-  constructor(ports: UnitPorts, processes: HeldProcess[], invocationId: string, onState: (active: ActiveState, sub: SubState, result: ServiceResult) => void) {
+  constructor(
+    ports: UnitPorts,
+    service: () => ServiceSection,
+    processes: HeldProcess[],
+    invocationId: string,
+    onState: (active: ActiveState, sub: SubState, result: ServiceResult) => void,
+  ) {
     this.#ports = ports;
-    this.invocationId = invocationId;
+    this.#service = service;
     this.#onState = onState;
-    this.#alive = [...processes];
-    this.#main = processes[0];
-    this.#enter('running');
-    for (const process of processes) ports.processes.watchExit(process, (status) => this.#exited(process, status));
+    this.#handedOver = [...processes];
+    this.#dispatch({ type: 'adopt', processes: processes.map((p) => ({ pid: p.pid, pidfdId: p.pidfdId })), invocationId });
+  }
+
+  get subState(): SubState {
+    return this.#state.sub;
+  }
+
+  get result(): ServiceResult {
+    return this.#state.result;
+  }
+
+  get lastExit(): LastExit | null {
+    return this.#state.lastExit;
+  }
+
+  get invocationId(): string | null {
+    return this.#state.invocationId;
   }
 
   get active(): boolean {
-    return this.subState === 'running';
+    return this.#state.sub === 'running';
   }
 
+  /** The first of the scope's processes still alive. */
   get main(): HeldProcess | undefined {
-    return this.#main;
+    const main = scopeMain(this.#state);
+    return main === null ? undefined : this.#processes.get(main.slot);
   }
 
-  #enter(sub: SubState): void {
-    this.subState = sub;
-    this.#onState(activeStateOf(sub), sub, this.result);
-    this.#ports.events.persist();
-  }
-
-  #exited(process: HeldProcess, status: ExitStatus): void {
-    this.#alive.splice(this.#alive.indexOf(process), 1);
-    process.release();
-    this.#ports.events.log('info', `scope process ${process.pid} ${describeExit(status)}`);
-    if (process === this.#main) {
-      this.lastExit = { code: status.code, signal: status.signal };
-      // A scope is active while any of its processes lives; the next one stands for it.
-      this.#main = this.#alive[0];
-    }
-    if (this.#alive.length > 0) return;
-    if (this.#allGone !== undefined) return this.#allGone();
-    if (this.subState === 'running') this.#enter('dead');
-  }
-
-  /** Signals every process of the scope and waits for all to end. */
-  stop(service: ServiceSection): Promise<JobResult> {
-    if (this.#stopping !== undefined) return this.#stopping;
-    if (this.#alive.length === 0) return Promise.resolve('done');
-    this.#stopping = new Promise<JobResult>((resolve) => {
-      this.#allGone = () => {
-        this.#cancelTimer?.();
-        this.#main = undefined;
-        this.#enter(this.result === 'success' ? 'dead' : 'failed');
-        resolve('done');
-      };
-      this.#enter('stop-sigterm');
-      for (const process of [...this.#alive]) {
-        process.signal(service.killSignal);
-        process.signal(SIGCONT);
-        if (service.sendSighup) process.signal(SIGHUP);
-      }
-      this.#cancelTimer = this.#ports.clock.arm(service.timeoutStopMs, () => {
-        if (this.#alive.length === 0) return;
-        this.#ports.events.log('warning', `processes still running after TimeoutStopSec=; ${service.sendSigkill ? 'sending the final kill signal' : 'leaving them (SendSIGKILL=no)'}`);
-        this.result = 'timeout';
-        if (!service.sendSigkill) return;
-        this.#enter('stop-sigkill');
-        for (const process of [...this.#alive]) process.signal(service.finalKillSignal);
-      });
+  /** Signals every process of the scope and resolves once all have ended (or were given up on). */
+  stop(): Promise<JobResult> {
+    return new Promise((resolve) => {
+      this.#stopWaiters.push(resolve);
+      this.#dispatch({ type: 'stop' });
     });
-    return this.#stopping;
   }
 
   /** `kill` on the scope: the main process, or every process of it. */
   signal(signal: number, whom: 'main' | 'all'): number {
-    const targets = whom === 'main' ? (this.#main === undefined ? [] : [this.#main]) : this.#alive;
+    const main = this.main;
+    const targets = whom === 'main' ? (main === undefined ? [] : [main]) : [...this.#processes.values()];
     return targets.filter((process) => process.signal(signal)).length;
   }
 
@@ -112,14 +98,129 @@ export class ScopeRun {
       statusText: null,
       lastExit: this.lastExit,
       activeEnterTimestamp: null,
-      main: this.#main?.ref() ?? null,
+      main: this.main?.ref() ?? null,
       control: null,
-      manualStop: this.#stopping !== undefined,
+      manualStop: this.#state.stopJob,
       sessions: [...sessions],
     };
   }
 
   dispose(): void {
-    this.#cancelTimer?.();
+    this.#disposed = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#unwatchMembers?.();
+    this.#unwatchMembers = undefined;
+  }
+
+  #dispatch(body: ScopeEventBody): void {
+    this.#queue.push(body);
+    if (this.#stepping) return;
+    this.#stepping = true;
+    try {
+      for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+        // An ended process has nothing left to tell: its handle goes before the machine hears of it.
+        if (next.type === 'exited') this.#release(next.slot);
+        const { state, effects } = scopeStep(this.#service(), this.#state, { ...next, now: this.#ports.clock.now() } as ScopeEvent);
+        this.#state = state;
+        for (const effect of effects) {
+          try {
+            this.#run(effect);
+          } catch (error) {
+            this.#ports.events.log('error', `${effect.type} failed: ${(error as Error).message}`);
+          }
+        }
+      }
+    } finally {
+      this.#stepping = false;
+    }
+  }
+
+  #run(effect: ScopeEffect): void {
+    const ports = this.#ports;
+    switch (effect.type) {
+      case 'adopt-members': {
+        const handed = this.#handedOver;
+        this.#handedOver = [];
+        effect.slots.forEach((slot, i) => {
+          const process = handed[i];
+          if (process === undefined) return;
+          this.#processes.set(slot, process);
+          ports.processes.watchExit(process, (status: ExitStatus) => {
+            if (!this.#disposed) this.#dispatch({ type: 'exited', slot, status });
+          });
+        });
+        for (const left of handed.slice(effect.slots.length)) left.release();
+        return;
+      }
+      case 'signal-process': {
+        const process = this.#processes.get(effect.slot);
+        if (process === undefined) return;
+        process.signal(effect.signal);
+        if (effect.thenCont === true) process.signal(SIGCONT);
+        if (effect.thenHup === true) process.signal(SIGHUP);
+        return;
+      }
+      case 'signal-members':
+        ports.processes.signalMembers(effect.signal, [...this.#processes.values()], {
+          ...(effect.thenCont === undefined ? {} : { thenCont: effect.thenCont }),
+          ...(effect.thenHup === undefined ? {} : { thenHup: effect.thenHup }),
+        });
+        return;
+      case 'watch-members': {
+        this.#unwatchMembers?.();
+        this.#unwatchMembers = undefined;
+        let reported = false;
+        let stop: (() => void) | undefined;
+        stop = ports.processes.watchMembers([...this.#processes.values()], () => {
+          reported = true;
+          if (this.#unwatchMembers === stop) this.#unwatchMembers = undefined;
+          this.#dispatch({ type: 'members-gone' });
+        });
+        if (!reported) this.#unwatchMembers = stop;
+        return;
+      }
+      case 'unwatch-members':
+        this.#unwatchMembers?.();
+        this.#unwatchMembers = undefined;
+        return;
+      case 'release':
+        return this.#release(effect.slot);
+      case 'arm-timer': {
+        this.#timer?.cancel();
+        const generation = effect.generation;
+        const cancel = ports.clock.arm(effect.ms, () => {
+          if (this.#timer?.generation !== generation) return;
+          this.#timer = undefined;
+          this.#dispatch({ type: 'timer-fired', timer: 'timeout', generation });
+        });
+        this.#timer = { generation, cancel };
+        return;
+      }
+      case 'cancel-timer':
+        this.#timer?.cancel();
+        this.#timer = undefined;
+        return;
+      case 'persist':
+        ports.events.persist();
+        return;
+      case 'emit-state':
+        this.#onState(effect.activeState, effect.subState, effect.result);
+        return;
+      case 'log':
+        ports.events.log(effect.level, effect.text);
+        return;
+      case 'job-done': {
+        const waiters = this.#stopWaiters.splice(0);
+        for (const resolve of waiters) resolve(effect.result);
+        return;
+      }
+    }
+  }
+
+  #release(slot: ProcessSlot): void {
+    const process = this.#processes.get(slot);
+    this.#processes.delete(slot);
+    process?.release();
   }
 }

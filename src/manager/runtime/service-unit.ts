@@ -166,7 +166,7 @@ export class ServiceUnit {
 
   /** Stops the unit; resolves once it is inactive or failed. */
   stop(): Promise<JobResult> {
-    if (this.#scope !== undefined) return this.#scope.stop(this.config.service);
+    if (this.#scope !== undefined) return this.#scope.stop();
     return this.#job('stop', { type: 'stop' });
   }
 
@@ -475,7 +475,7 @@ export class ServiceUnit {
    */
   adoptScope(handles: Pidfd[]): void {
     const held = handles.map((handle) => this.#ports.processes.hold(handle));
-    this.#scope = new ScopeRun(this.#ports, held, randomBytes(16).toString('hex'), (active, sub, result) => this.#stateEntered(active, sub, result));
+    this.#scope = new ScopeRun(this.#ports, () => this.config.service, held, randomBytes(16).toString('hex'), (active, sub, result) => this.#stateEntered(active, sub, result));
   }
 
   /** Stops timers and watches so the daemon can exit (processes are left to the caller). */

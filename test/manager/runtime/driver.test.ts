@@ -160,4 +160,23 @@ describe('the driver on fake ports', () => {
     assert.equal(u.activeState, 'inactive');
     assert.deepEqual(u.lastExit, { code: null, signal: 'SIGTERM' }, 'the last main process decides');
   });
+
+  it('a scope process that ignores SIGTERM gets SIGKILL after TimeoutStopSec=, and the scope ends failed (timeout)', async () => {
+    const world = new FakeWorld();
+    const u = new ServiceUnit(serviceConfig('job.service', '[Service]\nExecStart=/bin/true\nTimeoutStopSec=5\n'), world, true);
+    const stubborn = world.table.add(950);
+    u.adoptScope([fakePidfd(stubborn.pid)]);
+    const job = u.stop();
+    assert.equal(u.subState, 'stop-sigterm');
+    world.clock.advance(4999);
+    assert.deepEqual(stubborn.signals, [SIGTERM, 18], 'SIGTERM then SIGCONT, nothing more yet');
+    world.clock.advance(1);
+    assert.equal(u.subState, 'stop-sigkill');
+    assert.equal(stubborn.signals.at(-1), 9);
+    world.table.exit(stubborn.pid, { signal: 'SIGKILL' });
+    assert.equal(await settled(job), 'done');
+    assert.equal(u.activeState, 'failed');
+    assert.equal(u.result, 'timeout');
+    assert.equal(world.clock.pending, 0);
+  });
 });
