@@ -6,15 +6,13 @@
 import type { ExitStatus } from '../../pidfd/index.js';
 import type { ServiceSection } from '../../unit/index.js';
 import { initialScopeState, scopeMain, scopeStep, type ScopeEffect, type ScopeEvent, type ScopeMachineState } from '../machines/scope-machine.js';
-import type { JobResult, ProcessSlot } from '../machines/service-protocol.js';
+import type { JobResult } from '../machines/service-protocol.js';
 import { activeStateOf } from '../machines/service-states.js';
 import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord } from '../types.js';
+import { DriverHandles } from './driver-handles.js';
 import type { HeldProcess, UnitPorts } from './ports.js';
 
 type ScopeEventBody = ScopeEvent extends infer E ? (E extends unknown ? Omit<E, 'now'> : never) : never;
-
-const SIGCONT = 18;
-const SIGHUP = 1;
 
 /** One scope's run, from adoption to its last process's end. */
 export class ScopeRun {
@@ -22,15 +20,12 @@ export class ScopeRun {
   readonly #service: () => ServiceSection;
   readonly #onState: (active: ActiveState, sub: SubState, result: ServiceResult) => void;
   #state: ScopeMachineState = initialScopeState();
-  readonly #processes = new Map<ProcessSlot, HeldProcess>();
+  readonly #held: DriverHandles<'timeout'>;
   /** The processes handed over, until the machine names their slots. */
   #handedOver: HeldProcess[];
-  #timer: { generation: number; cancel: () => void } | undefined;
-  #unwatchMembers: (() => void) | undefined;
   readonly #queue: ScopeEventBody[] = [];
   #stepping = false;
   #stopWaiters: ((result: JobResult) => void)[] = [];
-  #disposed = false;
 
   constructor(
     ports: UnitPorts,
@@ -42,6 +37,7 @@ export class ScopeRun {
     this.#ports = ports;
     this.#service = service;
     this.#onState = onState;
+    this.#held = new DriverHandles(ports);
     this.#handedOver = [...processes];
     this.#dispatch({ type: 'adopt', processes: processes.map((p) => ({ pid: p.pid, pidfdId: p.pidfdId })), invocationId });
   }
@@ -69,7 +65,7 @@ export class ScopeRun {
   /** The first of the scope's processes still alive. */
   get main(): HeldProcess | undefined {
     const main = scopeMain(this.#state);
-    return main === null ? undefined : this.#processes.get(main.slot);
+    return this.#held.get(main?.slot);
   }
 
   /** Signals every process of the scope and resolves once all have ended (or were given up on). */
@@ -83,7 +79,7 @@ export class ScopeRun {
   /** `kill` on the scope: the main process, or every process of it. */
   signal(signal: number, whom: 'main' | 'all'): number {
     const main = this.main;
-    const targets = whom === 'main' ? (main === undefined ? [] : [main]) : [...this.#processes.values()];
+    const targets = whom === 'main' ? (main === undefined ? [] : [main]) : this.#held.all();
     return targets.filter((process) => process.signal(signal)).length;
   }
 
@@ -106,11 +102,7 @@ export class ScopeRun {
   }
 
   dispose(): void {
-    this.#disposed = true;
-    this.#timer?.cancel();
-    this.#timer = undefined;
-    this.#unwatchMembers?.();
-    this.#unwatchMembers = undefined;
+    this.#held.dispose();
   }
 
   #dispatch(body: ScopeEventBody): void {
@@ -120,7 +112,7 @@ export class ScopeRun {
     try {
       for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
         // An ended process has nothing left to tell: its handle goes before the machine hears of it.
-        if (next.type === 'exited') this.#release(next.slot);
+        if (next.type === 'exited') this.#held.release(next.slot);
         const { state, effects } = scopeStep(this.#service(), this.#state, { ...next, now: this.#ports.clock.now() } as ScopeEvent);
         this.#state = state;
         for (const effect of effects) {
@@ -144,63 +136,32 @@ export class ScopeRun {
         this.#handedOver = [];
         effect.slots.forEach((slot, i) => {
           const process = handed[i];
-          if (process === undefined) return;
-          this.#processes.set(slot, process);
-          ports.processes.watchExit(process, (status: ExitStatus) => {
-            if (!this.#disposed) this.#dispatch({ type: 'exited', slot, status });
-          });
+          if (process !== undefined) this.#held.bind(slot, process, (status: ExitStatus) => this.#dispatch({ type: 'exited', slot, status }));
         });
         for (const left of handed.slice(effect.slots.length)) left.release();
         return;
       }
-      case 'signal-process': {
-        const process = this.#processes.get(effect.slot);
-        if (process === undefined) return;
-        process.signal(effect.signal);
-        if (effect.thenCont === true) process.signal(SIGCONT);
-        if (effect.thenHup === true) process.signal(SIGHUP);
-        return;
-      }
+      case 'signal-process':
+        return this.#held.signal(effect.slot, effect.signal, effect);
       case 'signal-members':
-        ports.processes.signalMembers(effect.signal, [...this.#processes.values()], {
+        // The scope's own processes got their signal one by one; these are whatever else is the unit's.
+        ports.processes.signalMembers(effect.signal, this.#held.all(), {
           ...(effect.thenCont === undefined ? {} : { thenCont: effect.thenCont }),
           ...(effect.thenHup === undefined ? {} : { thenHup: effect.thenHup }),
         });
         return;
-      case 'watch-members': {
-        this.#unwatchMembers?.();
-        this.#unwatchMembers = undefined;
-        let reported = false;
-        let stop: (() => void) | undefined;
-        stop = ports.processes.watchMembers([...this.#processes.values()], () => {
-          reported = true;
-          if (this.#unwatchMembers === stop) this.#unwatchMembers = undefined;
-          this.#dispatch({ type: 'members-gone' });
-        });
-        if (!reported) this.#unwatchMembers = stop;
-        return;
-      }
+      case 'watch-members':
+        return this.#held.watchMembers(this.#held.all(), () => this.#dispatch({ type: 'members-gone' }));
       case 'unwatch-members':
-        this.#unwatchMembers?.();
-        this.#unwatchMembers = undefined;
-        return;
+        return this.#held.unwatchMembers();
       case 'release':
-        return this.#release(effect.slot);
+        return this.#held.release(effect.slot);
       case 'arm-timer': {
-        this.#timer?.cancel();
         const generation = effect.generation;
-        const cancel = ports.clock.arm(effect.ms, () => {
-          if (this.#timer?.generation !== generation) return;
-          this.#timer = undefined;
-          this.#dispatch({ type: 'timer-fired', timer: 'timeout', generation });
-        });
-        this.#timer = { generation, cancel };
-        return;
+        return this.#held.arm('timeout', effect.ms, generation, () => this.#dispatch({ type: 'timer-fired', timer: 'timeout', generation }));
       }
       case 'cancel-timer':
-        this.#timer?.cancel();
-        this.#timer = undefined;
-        return;
+        return this.#held.cancel('timeout');
       case 'persist':
         ports.events.persist();
         return;
@@ -216,11 +177,5 @@ export class ScopeRun {
         return;
       }
     }
-  }
-
-  #release(slot: ProcessSlot): void {
-    const process = this.#processes.get(slot);
-    this.#processes.delete(slot);
-    process?.release();
   }
 }

@@ -19,6 +19,7 @@ import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord, UnitSt
 import { notifyEvent, type NotifyInput } from './notify-event.js';
 import type { HeldProcess, UnitHost, UnitPorts } from './ports.js';
 import type { RecoveredControl } from './restore.js';
+import { DriverHandles } from './driver-handles.js';
 import { ScopeRun } from './scope.js';
 
 export type { JobResult } from '../machines/service-protocol.js';
@@ -44,9 +45,7 @@ export class ServiceUnit {
 
   readonly #ports: UnitPorts;
   #state: ServiceMachineState = initialServiceState();
-  readonly #processes = new Map<ProcessSlot, HeldProcess>();
-  readonly #timers = new Map<ServiceTimer, { generation: number; cancel: () => void }>();
-  #unwatchMembers: (() => void) | undefined;
+  readonly #held: DriverHandles<ServiceTimer>;
   readonly #queue: Queued[] = [];
   #stepping = false;
   #candidates: Candidates | undefined;
@@ -55,12 +54,12 @@ export class ServiceUnit {
   #lastActive: ActiveState = 'inactive';
   #lastInvocation: string | null = null;
   #scope: ScopeRun | undefined;
-  #disposed = false;
 
   constructor(config: ServiceUnitConfig, host: UnitHost, transient = false) {
     this.config = config;
     this.transient = transient;
     this.#ports = host.portsFor(this);
+    this.#held = new DriverHandles(this.#ports);
     this.stateChangeTimestamp = this.#ports.clock.wallNow();
   }
 
@@ -106,14 +105,12 @@ export class ServiceUnit {
   /** The main process, while there is one. */
   get main(): HeldProcess | undefined {
     if (this.#scope !== undefined) return this.#scope.main;
-    const slot = this.#state.main?.slot;
-    return slot === undefined ? undefined : this.#processes.get(slot);
+    return this.#held.get(this.#state.main?.slot);
   }
 
   /** The control process (ExecStartPre=, ExecReload=, ExecStop=, …), while one runs. */
   get control(): HeldProcess | undefined {
-    const slot = this.#state.control?.slot;
-    return slot === undefined ? undefined : this.#processes.get(slot);
+    return this.#held.get(this.#state.control?.slot);
   }
 
   /** The machine's state, for tests and diagnostics. */
@@ -246,16 +243,10 @@ export class ServiceUnit {
     const event: ServiceEvent = { ...entry.body, now: this.#ports.clock.now() };
     // A process that ended has nothing left to tell: its handle goes before the machine hears of it,
     // so nothing of this step (MAINPID=, a status) names a dead process.
-    if (event.type === 'exited') this.#release(event.slot);
+    if (event.type === 'exited') this.#held.release(event.slot);
     const { state, effects } = serviceStep(this.config, this.#state, event);
     this.#state = state;
     this.#apply(effects, entry.candidates);
-  }
-
-  #release(slot: ProcessSlot): void {
-    const process = this.#processes.get(slot);
-    this.#processes.delete(slot);
-    process?.release();
   }
 
   /** Runs one step's effects; a process found for the step that the machine did not adopt is let go. */
@@ -294,15 +285,9 @@ export class ServiceUnit {
         if (effect.role === 'main') ports.processes.adoptSession(process);
         return;
       }
-      case 'signal': {
+      case 'signal':
         // The slot, not the state's current main/control: one step may signal a process and then hand its role on.
-        const process = this.#processes.get(effect.slot);
-        if (process === undefined) return;
-        process.signal(effect.signal);
-        if (effect.thenCont === true && effect.signal !== 9 && effect.signal !== 18) process.signal(18);
-        if (effect.thenHup === true) process.signal(1);
-        return;
-      }
+        return this.#held.signal(effect.slot, effect.signal, effect);
       case 'signal-members': {
         const except = effect.except === 'main' && this.main !== undefined ? [this.main] : [];
         ports.processes.signalMembers(effect.signal, except, {
@@ -312,25 +297,10 @@ export class ServiceUnit {
         });
         return;
       }
-      case 'watch-members': {
-        this.#unwatchMembers?.();
-        this.#unwatchMembers = undefined;
-        const except = effect.except === 'main' && this.main !== undefined ? [this.main] : [];
-        let reported = false;
-        let stop: (() => void) | undefined;
-        stop = ports.processes.watchMembers(except, () => {
-          reported = true;
-          if (this.#unwatchMembers === stop) this.#unwatchMembers = undefined;
-          this.#dispatch({ body: { type: 'members-gone' } });
-        });
-        // A watch that reported at once (nothing left) is over already.
-        if (!reported) this.#unwatchMembers = stop;
-        return;
-      }
+      case 'watch-members':
+        return this.#held.watchMembers(effect.except === 'main' && this.main !== undefined ? [this.main] : [], () => this.#dispatch({ body: { type: 'members-gone' } }));
       case 'unwatch-members':
-        this.#unwatchMembers?.();
-        this.#unwatchMembers = undefined;
-        return;
+        return this.#held.unwatchMembers();
       case 'read-pid-file': {
         const read = ports.processes.readPidFile(effect.path);
         if (read.ok) {
@@ -341,23 +311,15 @@ export class ServiceUnit {
         return;
       }
       case 'release':
-        return this.#release(effect.slot);
+        return this.#held.release(effect.slot);
       case 'arm-timer': {
-        this.#timers.get(effect.timer)?.cancel();
         const { timer, generation } = effect;
-        const cancel = ports.clock.arm(effect.ms, () => {
-          // A fire of a timer that was re-armed or cancelled meanwhile is stale.
-          if (this.#timers.get(timer)?.generation !== generation) return;
-          this.#timers.delete(timer);
-          this.#dispatch({ body: { type: 'timer-fired', timer, generation, invocationId: randomBytes(16).toString('hex') } });
-        });
-        this.#timers.set(timer, { generation, cancel });
-        return;
+        return this.#held.arm(timer, effect.ms, generation, () =>
+          this.#dispatch({ body: { type: 'timer-fired', timer, generation, invocationId: randomBytes(16).toString('hex') } }),
+        );
       }
       case 'cancel-timer':
-        this.#timers.get(effect.timer)?.cancel();
-        this.#timers.delete(effect.timer);
-        return;
+        return this.#held.cancel(effect.timer);
       case 'persist':
         ports.events.persist();
         return;
@@ -392,11 +354,7 @@ export class ServiceUnit {
 
   /** Names a process by its slot and watches it to its end. */
   #bind(slot: ProcessSlot, process: HeldProcess): void {
-    this.#processes.set(slot, process);
-    this.#ports.processes.watchExit(process, (status: ExitStatus) => {
-      if (this.#disposed) return;
-      this.#dispatch({ body: { type: 'exited', slot, status } });
-    });
+    this.#held.bind(slot, process, (status: ExitStatus) => this.#dispatch({ body: { type: 'exited', slot, status } }));
   }
 
   #stateEntered(activeState: ActiveState, subState: SubState, result: ServiceResult): void {
@@ -419,7 +377,7 @@ export class ServiceUnit {
   record(): UnitRecord {
     if (this.#scope !== undefined) return this.#scope.record(this.name, this.sessions);
     return recordOf(this.config, this.#state, {
-      refOf: (slot) => this.#processes.get(slot)?.ref() ?? null,
+      refOf: (slot) => this.#held.get(slot)?.ref() ?? null,
       activeEnterTimestamp: this.activeEnterTimestamp,
       sessions: [...this.sessions],
     });
@@ -480,11 +438,7 @@ export class ServiceUnit {
 
   /** Stops timers and watches so the daemon can exit (processes are left to the caller). */
   dispose(): void {
-    this.#disposed = true;
-    for (const timer of this.#timers.values()) timer.cancel();
-    this.#timers.clear();
-    this.#unwatchMembers?.();
-    this.#unwatchMembers = undefined;
+    this.#held.dispose();
     this.#scope?.dispose();
   }
 }
