@@ -46,9 +46,9 @@ if (inherited.length > 0) {
 }
 
 const statusLine = (): string => `serving on ${where}, configuration generation ${generation}`;
-ready(statusLine());
 const stopWatchdog = startWatchdog();
 
+// The handlers go in before READY=1: the manager may send the reload signal the moment it reads it.
 process.on('SIGHUP', () => {
   reloading('reloading the configuration');
   try {
@@ -69,3 +69,5 @@ process.on('SIGTERM', () => {
   });
   server.closeIdleConnections();
 });
+
+ready(statusLine());

@@ -4,19 +4,16 @@
  * notify datagrams and exits, and reports every change as an event. It holds no PID without a pidfd.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname } from 'node:path';
-import { native } from '../native.js';
-import { bootId, hasCode, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
-import type { ServiceSection } from '../unit/index.js';
+import { mkdirSync } from 'node:fs';
+import { bootId, Pidfd, ProcessRef, type ExitStatus } from '../pidfd/index.js';
 import { ChildReaper } from './reaper.js';
 import { CgroupTree } from './cgroups.js';
-import { ServiceUnit, type JobResult } from './service.js';
-import type { ServiceHost, SpawnIo } from './service-host.js';
+import { ServiceUnit, type JobResult } from './runtime/service-unit.js';
+import { LinuxHost } from './runtime/linux-host.js';
+import type { PortedUnit, UnitHost } from './runtime/ports.js';
 import type { NotifyMessage, NotifyServer } from './notify-server.js';
 import type { Keeper, RecoveredFd } from './keeper/keeper.js';
-import { logPipeKey, pidfdKey } from './keeper/protocol.js';
+import { logPipeKey } from './keeper/protocol.js';
 import { Enablement } from './enablement.js';
 import { sessionOf } from './session.js';
 import { JobRunner, type JobEnd, type JobTarget, type RequestType } from './jobs/index.js';
@@ -98,7 +95,7 @@ export class Manager extends EventEmitter {
   readonly reaper: ChildReaper;
   readonly #options: ManagerOptions;
   readonly #self: Pidfd;
-  readonly #host: ServiceHost;
+  readonly #host: UnitHost;
   readonly #jobs: JobRunner;
   readonly #record: StateRecord;
   readonly #enabled: Enablement;
@@ -306,18 +303,12 @@ export class Manager extends EventEmitter {
     return { unit: unit.name, result, activeState: unit.activeState, subState: unit.subState, serviceResult };
   }
 
-  /** What a job does to a unit: the unit's own start (after reading its EnvironmentFile=s), stop and reload. */
+  /** What a job does to a unit: the unit's own start (EnvironmentFile= is read at each spawn), stop and reload. */
   #target(name: string): JobTarget | undefined {
     const unit = this.registry.get(name);
     if (unit === undefined) return undefined;
     return {
-      start: async () => {
-        if (!(await unit.loadEnvironmentFiles())) {
-          unit.result = 'resources';
-          return 'failed';
-        }
-        return unit.start();
-      },
+      start: () => unit.start(),
       stop: () => unit.stop(),
       reload: () => unit.reload(),
     };
@@ -466,137 +457,22 @@ export class Manager extends EventEmitter {
 
   // ------------------------------------------------------------------------------ host
 
-  #makeHost(): ServiceHost {
-    const manager = this;
-    const logs = this.#options.logs;
-    return {
-      baseEnvironment() {
-        const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-        for (const key of ['LANG', 'LC_ALL', 'TZ', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'XDG_RUNTIME_DIR', 'TERM', 'HOLDFAST_UNITS_DIR']) {
-          const value = process.env[key];
-          if (value !== undefined && (key !== 'TERM' || process.getuid?.() !== 0)) env[key] = value;
-        }
-        return env;
-      },
-      managerIdentity() {
-        return { pid: process.pid, pidfdId: manager.#self.id };
-      },
-      notifySocketPath() {
-        return manager.#options.notify?.path;
-      },
-      home() {
-        return homedir();
-      },
-      stdio(unit, service) {
-        return makeIo(unit, service, logs, (capture) => manager.#holdCapture(unit.name, capture, { pid: null, pidfdId: null, invocationId: unit.invocationId }));
-      },
-      trackChild(handle) {
-        return manager.#track(handle);
-      },
-      openPid(pid) {
-        return Pidfd.open(pid);
-      },
-      verifyPid(pid, id) {
-        return Pidfd.verify(pid, id);
-      },
-      adoptPidfd(fd) {
-        return Pidfd.adopt(fd);
-      },
-      closeFd(fd) {
-        native.close(fd);
-      },
-      mainPidRefusal(handle, unit, senderUid) {
-        if (handle.pid === process.pid || (manager.#self.id !== undefined && handle.id === manager.#self.id)) return 'it is the manager';
-        if (handle.pid === 1) return 'it is PID 1';
-        if (unit.control !== undefined && unit.control.handle.pid === handle.pid) return 'it is the current control process';
-        if (!handle.isAlive()) return 'it is gone or a zombie';
-        const session = sessionOf(handle);
-        if (session !== undefined && unit.sessions.has(session)) return undefined;
-        return senderUid === 0 ? undefined : 'it is not a process of this unit, and only root may name such a process';
-      },
-      drainNotify() {
-        manager.#options.notify?.drain();
-      },
-      cgroupForSpawn(unit) {
-        const tree = manager.cgroups;
-        if (tree === undefined) return undefined;
-        const { fd, unapplied } = tree.prepare(unit.name, unit.config.service);
-        for (const what of unapplied) manager.#noteUnit(unit, 'warning', `${what} not applied`);
-        return { fd, close: () => closeSync(fd) };
-      },
-      cgroupMembers(unit) {
-        return manager.cgroups?.members(unit.name);
-      },
-      cgroupKill(unit) {
-        return manager.cgroups?.killAll(unit.name) ?? false;
-      },
-      cgroupEmpty(unit, timeoutMs) {
-        return manager.cgroups?.whenEmpty(unit.name, timeoutMs) ?? Promise.resolve(true);
-      },
-      recordChanged() {
-        manager.#schedulePersist();
-      },
-      stateChanged(unit) {
-        const event: ManagerEvent = {
-          type: 'state',
-          unit: unit.name,
-          activeState: unit.activeState,
-          subState: unit.subState,
-          result: unit.result,
-          mainProcess: unit.main?.ref.toJSON() ?? null,
-          timestamp: Date.now(),
-        };
-        manager.emit('event', event);
-      },
-      note(unit, level, text) {
-        manager.#noteUnit(unit, level, text);
-      },
-    };
-  }
-
-  /** The exit of a process the daemon watches: reaped here if it is our child, else learned through its pidfd. */
-  #track(handle: Pidfd): Promise<ExitStatus> {
-    return new Promise<ExitStatus>((resolve) => {
-      let settled = false;
-      let watcher: { close(): void } | undefined;
-      const settle = (status: ExitStatus): void => {
-        if (settled) return;
-        settled = true;
-        this.reaper.untrack(handle.pid);
-        keeper?.drop(key);
-        // The watcher must go before anyone closes the pidfd: libuv keeps one watcher per fd number.
-        watcher?.close();
-        watcher = undefined;
-        resolve(status);
-      };
-      // Whether the process is our child now or becomes one later (reparented to the subreaper),
-      // the reaper routes its exit here; for a non-child the pidfd tells.
-      this.reaper.track(handle.pid, settle);
-      // The keeper's copy keeps the exit status readable (PIDFD_INFO_EXIT) if this daemon dies first.
-      const keeper = this.#options.keeper;
-      const key = pidfdKey(handle.pid, handle.id);
-      keeper?.hold({ key, kind: 'pidfd', pid: handle.pid, pidfdId: handle.id?.toString() ?? null }, handle.fd);
-      let ppid: number | undefined;
-      try {
-        ppid = handle.info().ppid;
-      } catch (error) {
-        if (!hasCode(error, 'ESRCH')) throw error;
-      }
-      if (ppid !== process.pid) {
-        handle.exited.then(settle, () => {});
-      } else {
-        // The reaper hears of our children through SIGCHLD; the pidfd wakes it without waiting for the signal.
-        watcher = native.watch(handle.fd, () => {
-          watcher?.close();
-          watcher = undefined;
-          this.#options.notify?.drain();
-          this.reaper.reap();
-        });
-      }
+  #makeHost(): UnitHost {
+    return new LinuxHost({
+      self: this.#self,
+      notify: this.#options.notify,
+      reaper: this.reaper,
+      keeper: this.#options.keeper,
+      cgroups: () => this.cgroups,
+      logs: this.#options.logs,
+      holdCapture: (unit, capture, invocationId) => this.#holdCapture(unit, capture, { pid: null, pidfdId: null, invocationId }),
+      persist: () => this.#schedulePersist(),
+      emit: (event) => this.emit('event', event),
+      note: (unit, level, text) => this.#noteUnit(unit, level, text),
     });
   }
 
-  #noteUnit(unit: ServiceUnit, level: 'info' | 'warning' | 'error', text: string): void {
+  #noteUnit(unit: PortedUnit, level: 'info' | 'warning' | 'error', text: string): void {
     this.#log(level, `${unit.name}: ${text}`);
     const record: LogRecord = { time: Date.now() * 1000, stream: 'manager', pid: process.pid, pidfdId: this.#self.id?.toString() ?? null, invocationId: unit.invocationId, message: text };
     try {
@@ -610,65 +486,6 @@ export class Manager extends EventEmitter {
   #log(level: 'info' | 'warning' | 'error', text: string): void {
     this.#options.log?.(level, text);
   }
-}
-
-/** Linux's O_CLOEXEC: fds the daemon opens must not leak into other services. */
-const O_CLOEXEC = 0o2000000;
-
-function makeIo(unit: ServiceUnit, service: ServiceSection, logs: OutputSink, keep: (capture: CaptureHandle) => (writer: { pid: number; pidfdId: bigint | null }) => void): SpawnIo {
-  const opened: number[] = [];
-  const openFile = (path: string, flags: number): number => {
-    mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(path, flags | O_CLOEXEC, 0o644);
-    opened.push(fd);
-    return fd;
-  };
-  const devNull = (): number => openFile('/dev/null', fsConstants.O_RDWR);
-  const stdin = service.standardInput.type === 'file' ? openFile(service.standardInput.path, fsConstants.O_RDONLY) : devNull();
-  const wantLog = service.standardOutput.type === 'log' || (service.standardError.type === 'log');
-  const capture = wantLog
-    ? logs.capture(unit.name, {
-        invocationId: unit.invocationId,
-        stdout: service.standardOutput.type === 'log',
-        stderr: service.standardError.type === 'log' || (service.standardError.type === 'inherit' && service.standardOutput.type === 'log'),
-      })
-    : undefined;
-  const target = (spec: ServiceSection['standardOutput'], captured: number | null | undefined): number => {
-    switch (spec.type) {
-      case 'log':
-        return captured!;
-      case 'null':
-        return devNull();
-      case 'file':
-        return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT);
-      case 'append':
-        return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND);
-      case 'truncate':
-        return openFile(spec.path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC);
-    }
-  };
-  const rehold = capture === undefined ? undefined : keep(capture);
-  const stdout = target(service.standardOutput, capture?.stdoutFd);
-  // StandardError=inherit means "where stdout goes"; into the log it goes through its own pipe, so lines keep their stream.
-  const stderr =
-    service.standardError.type === 'inherit'
-      ? service.standardOutput.type === 'log'
-        ? capture!.stderrFd!
-        : stdout
-      : target(service.standardError, capture?.stderrFd);
-  const closeOurs = (): void => {
-    capture?.closeWriteEnds();
-    for (const fd of opened.splice(0)) closeSync(fd);
-  };
-  return {
-    fds: [stdin, stdout, stderr],
-    afterSpawn: closeOurs,
-    attach(handle) {
-      capture?.attach({ pid: handle.pid, pidfdId: handle.id ?? null });
-      rehold?.({ pid: handle.pid, pidfdId: handle.id ?? null });
-    },
-    abort: closeOurs,
-  };
 }
 
 function describeStatus(status: ExitStatus): string {

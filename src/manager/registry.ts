@@ -9,7 +9,7 @@
  */
 import { formatDiagnostic, parseServiceUnitText, UnitDirectories, type LoadResult, type ServiceUnitConfig } from '../unit/index.js';
 import type { DependencyGraph, UnitNode } from './jobs/index.js';
-import type { ServiceUnit } from './service.js';
+import type { ServiceUnit } from './runtime/service-unit.js';
 
 /** A unit that failed to load, kept so `status` can say why. */
 export interface BrokenUnit {

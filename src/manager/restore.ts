@@ -11,7 +11,7 @@ import { parseServiceUnitText } from '../unit/index.js';
 import type { Keeper, RecoveredFd } from './keeper/keeper.js';
 import type { CaptureHandle, OutputSink } from './manager.js';
 import type { UnitRegistry } from './registry.js';
-import type { RecoveredControl, ServiceUnit } from './service.js';
+import type { RecoveredControl, ServiceUnit } from './runtime/service-unit.js';
 import { withTimeout } from './timers.js';
 import type { DaemonState } from './types.js';
 

@@ -1,20 +1,10 @@
-/** Time helpers for the service state machine. `Infinity` means "no timeout", as in unit files. */
+/** A time helper for the manager's waits outside the unit machines. `Infinity` means "no timeout", as in unit files. */
 
-/** Resolves with `value`'s result, or with `'timeout'` after `ms` (never, for `Infinity`). */
-export function withTimeout<T>(promise: Promise<T>, ms: number, extend?: { deadline: number }): Promise<T | 'timeout'> {
+/** Resolves with `promise`'s result, or with `'timeout'` after `ms` (never, for `Infinity`). */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
   if (!Number.isFinite(ms)) return promise;
   return new Promise<T | 'timeout'>((resolve, reject) => {
-    const state = extend ?? { deadline: Date.now() + ms };
-    if (extend !== undefined) state.deadline = Math.max(state.deadline, Date.now() + ms);
-    let timer: NodeJS.Timeout;
-    const arm = (): void => {
-      timer = setTimeout(() => {
-        // EXTEND_TIMEOUT_USEC= may have moved the deadline while we slept.
-        if (Date.now() + 1 < state.deadline) arm();
-        else resolve('timeout');
-      }, Math.max(0, state.deadline - Date.now()));
-    };
-    arm();
+    const timer = setTimeout(() => resolve('timeout'), ms);
     promise.then(
       (value) => {
         clearTimeout(timer);
@@ -26,16 +16,4 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, extend?: { deadl
       },
     );
   });
-}
-
-/** A promise with its resolver, for waits that another event settles. */
-export function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** Sleeps `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

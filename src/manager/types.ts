@@ -120,6 +120,12 @@ export interface UnitRecord {
   control?: ControlRecord | null;
   /** Whether the stop under way (or that ended the unit) was asked for, so no restart follows it. */
   manualStop?: boolean;
+  /** Which ExecStart= command the main process runs (oneshot runs them in turn); absent or -1 when not spawned from one. */
+  mainIndex?: number;
+  /** The watchdog interval in µs in force (WATCHDOG_USEC= may have changed WatchdogSec=). */
+  watchdogUsec?: number;
+  /** A NOTIFYACCESS= override sent by the service. */
+  notifyAccess?: 'none' | 'main' | 'exec' | 'all' | null;
   sessions: number[];
   /** The unit file text of a transient unit, which has no file to load again. */
   transientText?: string;

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import type { ServiceUnitConfig } from '../unit/index.js';
 import type { CgroupTree } from './cgroups.js';
 import type { BrokenUnit } from './registry.js';
-import type { ServiceUnit } from './service.js';
+import type { ServiceUnit } from './runtime/service-unit.js';
 import type { UnitStatus } from './types.js';
 
 /** What the registry and the daemon know of a unit beyond the unit itself. */
