@@ -18,12 +18,12 @@ import { activeStateOf } from '../machines/service-states.js';
 import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord, UnitStatus } from '../types.js';
 import { notifyEvent, type NotifyInput } from './notify-event.js';
 import type { HeldProcess, UnitHost, UnitPorts } from './ports.js';
-import type { RecoveredControl } from './restore.js';
+import type { RecoveredControl } from './recovered.js';
 import { DriverHandles } from './driver-handles.js';
 import { ScopeRun } from './scope.js';
 
 export type { JobResult } from '../machines/service-protocol.js';
-export type { RecoveredControl } from './restore.js';
+export type { RecoveredControl } from './recovered.js';
 export type { NotifyInput } from './notify-event.js';
 
 type Candidates = { main?: HeldProcess; control?: HeldProcess };
