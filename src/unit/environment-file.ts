@@ -4,7 +4,7 @@
  * double quotes, a backslash that escapes the next character or joins lines.
  */
 
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DiagnosticSink, type Diagnostic } from './diagnostics.js';
 import { isValidEnvName } from './env-expand.js';
@@ -193,7 +193,7 @@ function globToRegExp(pattern: string): RegExp {
 }
 
 /** Expands `*`, `?` and `[…]` in the components of an absolute path, sorted like glob(3). */
-export async function expandPathGlob(pattern: string): Promise<string[]> {
+export function expandPathGlob(pattern: string): string[] {
   if (!/[*?[]/.test(pattern)) return [pattern];
   let bases = ['/'];
   for (const part of pattern.split('/').filter((p) => p !== '')) {
@@ -205,7 +205,7 @@ export async function expandPathGlob(pattern: string): Promise<string[]> {
       for (const b of bases) {
         let names: string[];
         try {
-          names = await readdir(b);
+          names = readdirSync(b);
         } catch {
           continue;
         }
@@ -218,11 +218,12 @@ export async function expandPathGlob(pattern: string): Promise<string[]> {
 }
 
 /**
- * Reads a unit's `EnvironmentFile=` entries at spawn time, as systemd does: each path is globbed,
+ * Reads a unit's `EnvironmentFile=` entries at spawn time, as systemd does (synchronously: the
+ * spawn that needs them is synchronous too): each path is globbed,
  * each match parsed with {@link parseEnvironmentFile}, and the results merged in order. A missing,
  * unreadable or invalid file stops with `error` unless its entry is optional.
  */
-export async function loadEnvironmentFiles(refs: readonly EnvironmentFileRef[]): Promise<EnvironmentFilesResult> {
+export function loadEnvironmentFiles(refs: readonly EnvironmentFileRef[]): EnvironmentFilesResult {
   const env: Record<string, string> = {};
   const diagnostics: Diagnostic[] = [];
   for (const ref of refs) {
@@ -230,7 +231,7 @@ export async function loadEnvironmentFiles(refs: readonly EnvironmentFileRef[]):
       if (ref.optional) continue;
       return { env, diagnostics, error: { path: ref.path, message: 'EnvironmentFile= path is not absolute' } };
     }
-    const paths = await expandPathGlob(ref.path);
+    const paths = expandPathGlob(ref.path);
     if (paths.length === 0) {
       if (ref.optional) continue;
       return { env, diagnostics, error: { path: ref.path, message: 'no file matches' } };
@@ -238,7 +239,7 @@ export async function loadEnvironmentFiles(refs: readonly EnvironmentFileRef[]):
     for (const p of paths) {
       let content: Buffer;
       try {
-        content = await readFile(p);
+        content = readFileSync(p);
       } catch (error) {
         if (ref.optional) continue;
         const code = (error as NodeJS.ErrnoException).code ?? 'EIO';

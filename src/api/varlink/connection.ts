@@ -254,12 +254,9 @@ export class Connection {
     });
   }
 
-  /** Waits until the client has read enough of the replies; reading stays paused meanwhile. */
-  async #waitForDrain(): Promise<void> {
-    if (this.#socket.writableLength <= this.#host.outputHighWater || this.closed || this.#socket.destroyed) return;
-    this.#writeBlocked = true;
-    this.#updateReading();
-    await new Promise<void>((resolve) => {
+  /** Resolves once the socket has written what it buffered, or closed. */
+  #drainedOrClosed(): Promise<void> {
+    return new Promise<void>((resolve) => {
       const done = (): void => {
         this.#socket.off('drain', done);
         this.#socket.off('close', done);
@@ -268,6 +265,14 @@ export class Connection {
       this.#socket.on('drain', done);
       this.#socket.on('close', done);
     });
+  }
+
+  /** Waits until the client has read enough of the replies; reading stays paused meanwhile. */
+  async #waitForDrain(): Promise<void> {
+    if (this.#socket.writableLength <= this.#host.outputHighWater || this.closed || this.#socket.destroyed) return;
+    this.#writeBlocked = true;
+    this.#updateReading();
+    await this.#drainedOrClosed();
     this.#writeBlocked = false;
     this.#updateReading();
   }
@@ -382,15 +387,7 @@ export class Connection {
     const state = this.#write(encoded);
     if (state === 'written') return;
     if (state === 'full') {
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          this.#socket.off('drain', done);
-          this.#socket.off('close', done);
-          resolve();
-        };
-        this.#socket.on('drain', done);
-        this.#socket.on('close', done);
-      });
+      await this.#drainedOrClosed();
     }
     if (state === 'closed' || this.closed || this.#socket.destroyed) throw this.#abort.signal.reason ?? disconnected('connection closed');
   }

@@ -11,6 +11,21 @@ const SIGKILL = 9;
 const SIGCONT = 18;
 const SIGHUP = 1;
 
+/**
+ * Runs one step's effects in order. One that throws (an unexpected errno) is logged and the rest
+ * still run: a failed effect must not take the daemon down from a timer or an exit callback, nor
+ * keep the effects after it (a timeout, a watch) from running.
+ */
+export function runEffects<Effect extends { readonly type: string }>(effects: readonly Effect[], run: (effect: Effect) => void, ports: UnitPorts): void {
+  for (const effect of effects) {
+    try {
+      run(effect);
+    } catch (error) {
+      ports.events.log('error', `${effect.type} failed: ${(error as Error).message}`);
+    }
+  }
+}
+
 export class DriverHandles<Timer extends string> {
   readonly #ports: UnitPorts;
   readonly #processes = new Map<ProcessSlot, HeldProcess>();

@@ -9,7 +9,7 @@ import { initialScopeState, scopeMain, scopeStep, type ScopeEffect, type ScopeEv
 import type { JobResult } from '../machines/service-protocol.js';
 import { activeStateOf } from '../machines/service-states.js';
 import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord } from '../types.js';
-import { DriverHandles } from './driver-handles.js';
+import { DriverHandles, runEffects } from './driver-handles.js';
 import type { HeldProcess, UnitPorts } from './ports.js';
 
 type ScopeEventBody = ScopeEvent extends infer E ? (E extends unknown ? Omit<E, 'now'> : never) : never;
@@ -115,13 +115,7 @@ export class ScopeRun {
         if (next.type === 'exited') this.#held.release(next.slot);
         const { state, effects } = scopeStep(this.#service(), this.#state, { ...next, now: this.#ports.clock.now() } as ScopeEvent);
         this.#state = state;
-        for (const effect of effects) {
-          try {
-            this.#run(effect);
-          } catch (error) {
-            this.#ports.events.log('error', `${effect.type} failed: ${(error as Error).message}`);
-          }
-        }
+        runEffects(effects, (effect) => this.#run(effect), this.#ports);
       }
     } finally {
       this.#stepping = false;

@@ -19,7 +19,7 @@ import type { ActiveState, LastExit, ServiceResult, SubState, UnitRecord, UnitSt
 import { notifyEvent, type NotifyInput } from './notify-event.js';
 import type { HeldProcess, UnitHost, UnitPorts } from './ports.js';
 import type { RecoveredControl } from './recovered.js';
-import { DriverHandles } from './driver-handles.js';
+import { DriverHandles, runEffects } from './driver-handles.js';
 import { ScopeRun } from './scope.js';
 
 export type { JobResult } from '../machines/service-protocol.js';
@@ -242,15 +242,7 @@ export class ServiceUnit {
   #apply(effects: readonly ServiceEffect[], candidates: Candidates | undefined): void {
     this.#candidates = candidates;
     try {
-      for (const effect of effects) {
-        try {
-          this.#run(effect);
-        } catch (error) {
-          // One failed effect (an unexpected errno) must not take the daemon down from a timer or an
-          // exit callback, nor keep the effects after it (a timeout, a watch) from running.
-          this.#ports.events.log('error', `${effect.type} failed: ${(error as Error).message}`);
-        }
-      }
+      runEffects(effects, (effect) => this.#run(effect), this.#ports);
     } finally {
       // A candidate the machine did not adopt in this step is let go (closed, never signalled).
       for (const left of Object.values(this.#candidates ?? {})) left?.release();

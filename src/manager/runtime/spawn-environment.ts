@@ -4,10 +4,8 @@
  * the machine decided on, Environment=, EnvironmentFile= (read at each spawn, as systemd reads it
  * just before exec), PassEnvironment= and UnsetEnvironment=.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
-import { parseEnvironmentFile, type EnvironmentFileRef, type ServiceSection } from '../../unit/index.js';
+import { loadEnvironmentFiles, type EnvironmentFileRef, type ServiceSection } from '../../unit/index.js';
 import type { SpawnRequest as CommandSpawn } from '../spawner.js';
 import { RLIMIT_RESOURCES } from '../rlimits.js';
 import { groupsOf, lookupGroup, lookupUser, type Account } from '../users.js';
@@ -134,74 +132,6 @@ function workingDirectory(s: ServiceSection, account: Account | undefined): stri
 
 /** EnvironmentFile= entries, read now and merged in order; a missing required one is an error. */
 export function readEnvironmentFiles(refs: readonly EnvironmentFileRef[]): { env: Record<string, string> } | { error: string } {
-  const env: Record<string, string> = {};
-  for (const ref of refs) {
-    if (!isAbsolute(ref.path)) {
-      if (ref.optional) continue;
-      return { error: `EnvironmentFile=${ref.path}: EnvironmentFile= path is not absolute` };
-    }
-    const paths = expandGlob(ref.path);
-    if (paths.length === 0) {
-      if (ref.optional) continue;
-      return { error: `EnvironmentFile=${ref.path}: no file matches` };
-    }
-    for (const path of paths) {
-      let content: Buffer;
-      try {
-        content = readFileSync(path);
-      } catch (error) {
-        if (ref.optional) continue;
-        return { error: `EnvironmentFile=${path}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'EIO'})` };
-      }
-      const parsed = parseEnvironmentFile(content, path);
-      if (!parsed.ok) {
-        if (ref.optional) continue;
-        return { error: `EnvironmentFile=${path}: the file contains invalid UTF-8` };
-      }
-      Object.assign(env, parsed.env);
-    }
-  }
-  return { env };
-}
-
-/** `*`, `?` and `[…]` in the components of an absolute path, sorted like glob(3). */
-function expandGlob(pattern: string): string[] {
-  if (!/[*?[]/.test(pattern)) return [pattern];
-  let bases = ['/'];
-  for (const part of pattern.split('/').filter((p) => p !== '')) {
-    if (!/[*?[]/.test(part)) {
-      bases = bases.map((b) => join(b, part));
-      continue;
-    }
-    const re = globToRegExp(part);
-    const next: string[] = [];
-    for (const base of bases) {
-      let names: string[];
-      try {
-        names = readdirSync(base);
-      } catch {
-        continue;
-      }
-      for (const name of names.sort()) if (re.test(name) && (!name.startsWith('.') || part.startsWith('.'))) next.push(join(base, name));
-    }
-    bases = next;
-  }
-  return bases;
-}
-
-function globToRegExp(pattern: string): RegExp {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[' && pattern.indexOf(']', i + 2) >= 0) {
-      const end = pattern.indexOf(']', i + 2);
-      let body = pattern.slice(i + 1, end);
-      if (body.startsWith('!')) body = '^' + body.slice(1);
-      re += '[' + body.replace(/\\/g, '\\\\') + ']';
-      i = end;
-    } else re += c.replace(/[.+^${}()|\\[]/g, '\\$&');
-  }
-  return new RegExp(re + '$');
+  const read = loadEnvironmentFiles(refs);
+  return read.error === undefined ? { env: read.env } : { error: `EnvironmentFile=${read.error.path}: ${read.error.message}` };
 }
