@@ -82,11 +82,27 @@ export async function startTestDaemon(units: Record<string, string> = {}, reuse?
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));
       }
-      // The keeper outlives the daemon by a moment and may still remove its own files meanwhile.
-      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+      await removeDirectory(dir);
       return child.exitCode;
     },
   };
+}
+
+/**
+ * Removes a test's directory. A keeper retired by the daemon's clean stop may still write its
+ * manifest there for a moment, and rmSync's own retries repeat only the last rmdir, never the
+ * files that appeared meanwhile: so the whole removal is tried again.
+ */
+export async function removeDirectory(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt >= 50) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /** Polls `check` until it returns a value other than undefined (bounded; no timing assertion). */
