@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { native } from '../native.js';
 import { Manager } from '../manager/manager.js';
 import { LogStore } from '../manager/logs/index.js';
-import { NotifyServer } from '../manager/notify-server.js';
+import { NotifyServer, notifySocketInUse } from '../manager/notify-server.js';
 import { Keeper } from '../manager/keeper/keeper.js';
 import { KEEPER_MANIFEST_FILE, NOTIFY_KEY } from '../manager/keeper/protocol.js';
 import { managerInterface, reexecInterface } from './manager-interface.js';
@@ -55,6 +55,25 @@ function identifyPeer(fd: number): PeerIdentity | undefined {
   return { ...creds, ...(pidfd === undefined ? {} : { pidfd }) };
 }
 
+/**
+ * What the previous daemon's keeper holds. A daemon killed right after it committed its keeper can
+ * leave a keeper that holds the notify socket but has not written its manifest yet (under load the
+ * commit is confirmed late): while that socket is received on and nothing came back, look again
+ * for a moment (bounded) rather than fail to bind it. Only the last attempt's warnings are said.
+ */
+async function takeOverPrevious(manifest: string, notifyPath: string, log: (text: string) => void): Promise<ReturnType<typeof Keeper.takeOver>> {
+  for (let waited = 0; ; waited += 100) {
+    const said: string[] = [];
+    const taken = Keeper.takeOver(manifest, (text) => said.push(text));
+    if (taken.previous !== undefined || waited >= 5000 || !notifySocketInUse(notifyPath)) {
+      for (const text of said) log(text);
+      return taken;
+    }
+    for (const entry of taken.fds) native.close(entry.fd);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Starts the daemon and the units it should run. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const have = features();
@@ -66,11 +85,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   mkdirSync(options.runtimeDir, { recursive: true, mode: 0o755 });
   // What a crashed predecessor's keeper still holds comes back first, then a new keeper takes over.
   const manifest = join(options.stateDir, KEEPER_MANIFEST_FILE);
-  const { fds: recovered, previous } = Keeper.takeOver(manifest, (text) => options.log('warning', text));
+  const notifyPath = join(options.runtimeDir, 'notify');
+  const { fds: recovered, previous } = await takeOverPrevious(manifest, notifyPath, (text) => options.log('warning', text));
   if (recovered.length > 0) options.log('info', `took over ${recovered.length} fd(s) from the previous daemon's keeper`);
   const keeper = Keeper.start(manifest);
   const logs = await LogStore.open({ directory: join(options.stateDir, 'logs'), log: (level, text) => options.log(level === 'debug' ? 'info' : level, text) });
-  const notifyPath = join(options.runtimeDir, 'notify');
   const notifyLog = (level: 'debug' | 'info' | 'warning' | 'error', text: string): void => options.log(level === 'debug' ? 'info' : level, `notify: ${text}`);
   const heldNotify = recovered.find((entry) => entry.kind === 'notify');
   // The old notify socket still holds what services sent while no daemon listened.

@@ -359,6 +359,27 @@ function closeAll(raw: RawMessage): void {
   if (raw.pidfd >= 0) closeQuietly(raw.pidfd);
 }
 
+/** Whether a datagram socket at `path` is bound and received on by some process (a keeper, say). */
+export function notifySocketInUse(path: string): boolean {
+  const address = parseNotifySocket(path);
+  if (address.kind === 'path') {
+    try {
+      if (!lstatSync(address.text).isSocket()) return false;
+    } catch {
+      return false;
+    }
+  }
+  const probe = native.socket('dgram');
+  try {
+    native.connect(probe, address.bytes);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeQuietly(probe);
+  }
+}
+
 /** Removes a socket file nobody receives on any more; refuses a live socket or a non-socket. */
 function removeStaleSocket(address: NotifyAddress): void {
   let st;
