@@ -83,20 +83,22 @@ describe('keeper hand-over', () => {
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
+    // The first daemon is gone from here on; its keeper stays.
+    using firstHandle = first.release()!;
     const { fds, previous } = Keeper.takeOver(manifest, () => {});
     const second = Keeper.start(manifest);
     try {
       second.hold(fds[0]!, fds[0]!.fd);
       // A Node process is not up within a millisecond: the commit cannot be confirmed in time.
       assert.equal(second.commit(previous, 1), false);
-      assert.equal(first.handle.isAlive(), true, 'the old keeper still holds everything');
+      assert.equal(firstHandle.isAlive(), true, 'the old keeper still holds everything');
       assert.equal(roundTrip(writeFd, fds[0]!.fd, 'kept'), 'kept');
       Keeper.retire(previous!);
-      await first.handle.exited;
-      assert.equal(first.handle.isAlive(), false);
+      await firstHandle.exited;
+      assert.equal(firstHandle.isAlive(), false);
       await new Promise((r) => setTimeout(r, 0));
       assert.equal(second.sync(), true, 'the new keeper took the commit once it was up');
-      assert.equal(manifestOf(manifest).pid, second.handle.pid);
+      assert.equal(manifestOf(manifest).pid, second.handle!.pid);
     } finally {
       native.close(fds[0]!.fd);
       native.close(writeFd);
@@ -112,7 +114,9 @@ describe('keeper hand-over', () => {
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
-    assert.equal(manifestOf(manifest).pid, first.handle.pid);
+    // The first daemon is gone from here on; its keeper stays.
+    using firstHandle = first.release()!;
+    assert.equal(manifestOf(manifest).pid, firstHandle.pid);
 
     // A daemon stand-in: takes over, hands everything to a new keeper, and dies before committing.
     const script = `
@@ -130,8 +134,8 @@ describe('keeper hand-over', () => {
 
     await next.exited;
     assert.equal(next.isAlive(), false, 'the uncommitted keeper ends once its daemon is gone');
-    assert.equal(first.handle.isAlive(), true, 'the old keeper was not ended');
-    assert.equal(manifestOf(manifest).pid, first.handle.pid, 'the manifest still names the old keeper');
+    assert.equal(firstHandle.isAlive(), true, 'the old keeper was not ended');
+    assert.equal(manifestOf(manifest).pid, firstHandle.pid, 'the manifest still names the old keeper');
 
     // The next daemon finds everything where it was, commits a keeper of its own, and only then is the old one ended.
     const { fds, previous } = Keeper.takeOver(manifest, () => {});
@@ -140,14 +144,14 @@ describe('keeper hand-over', () => {
     const third = Keeper.start(manifest);
     try {
       third.hold(fds[0]!, fds[0]!.fd);
-      assert.equal(first.handle.isAlive(), true);
+      assert.equal(firstHandle.isAlive(), true);
       assert.equal(third.commit(previous), true);
-      await first.handle.exited;
-      assert.equal(first.handle.isAlive(), false, 'the old keeper ends once the new one is committed');
+      await firstHandle.exited;
+      assert.equal(firstHandle.isAlive(), false, 'the old keeper ends once the new one is committed');
       const now = manifestOf(manifest);
-      assert.equal(now.pid, third.handle.pid);
+      assert.equal(now.pid, third.handle!.pid);
       assert.deepEqual(now.entries.map((e) => e.key), ['log:a.service:1:stdout']);
-      assert.equal(now.retiring?.pid, first.handle.pid, 'the retired keeper is named, should this daemon die before ending it');
+      assert.equal(now.retiring?.pid, firstHandle.pid, 'the retired keeper is named, should this daemon die before ending it');
     } finally {
       native.close(fds[0]!.fd);
       native.close(writeFd);
