@@ -551,7 +551,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
         // it would stay a torn line in the middle of the file. What it held is not lost: its lines are still in the spool beyond the last whole
         // record's cursor, and are stored again.
         await handle.truncate(u.size);
-        this.#limited.write('warning', `logs: ${u.unit}: cut ${size - u.size} byte(s) of a record cut short (by a crash, or a full disk) off the end of ${u.path}`);
+        this.#limited.write('warning', `logs: ${u.unit}: cut ${size - u.size} byte(s) of a record torn by a crash or a full disk off the end of ${u.path}`);
       }
     } catch (error) {
       await handle.close().catch(() => undefined);
