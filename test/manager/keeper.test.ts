@@ -161,6 +161,82 @@ describe('keeper hand-over', () => {
   });
 });
 
+describe('keeper replaced', () => {
+  /** Until `keeper` runs a process other than `old` (its watcher fires on the event loop). */
+  async function replacement(keeper: Keeper, oldPid: number): Promise<Pidfd> {
+    for (let i = 0; i < 400; i++) {
+      const now = keeper.handle;
+      if (now !== undefined && now.pid !== oldPid && now.isAlive()) return now;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.fail('no new keeper');
+  }
+
+  it('a keeper killed is replaced and handed every fd still held; sends meanwhile never throw', async () => {
+    const manifest = join(dir, 'replaced.json');
+    const said: string[] = [];
+    const [keptRead, keptWrite] = native.pipe(true);
+    const [droppedRead, droppedWrite] = native.pipe(true);
+    const keeper = Keeper.start(manifest, { log: (_level, text) => said.push(text) });
+    try {
+      keeper.hold(logItem('kept.service'), keptRead);
+      keeper.hold(logItem('dropped.service'), droppedRead);
+      assert.equal(keeper.commit(undefined), true);
+      assert.equal(keeper.sync(), true);
+      // The daemon's own copies go (as a capture closes its read ends): the keeper's must be what keeps the pipes open.
+      native.close(keptRead);
+      native.close(droppedRead);
+      const first = keeper.handle!;
+      const firstPid = first.pid;
+      first.signal('SIGKILL');
+      // A send that finds the keeper gone replaces it at once instead of throwing.
+      keeper.drop(logItem('dropped.service').key);
+      const second = await replacement(keeper, firstPid);
+      assert.equal(keeper.sync(), true);
+      const now = manifestOf(manifest);
+      assert.equal(now.pid, second.pid, 'the manifest names the new keeper');
+      assert.deepEqual(now.entries.map((e) => e.key), ['log:kept.service:1:stdout']);
+      assert.equal(writeSync(keptWrite, 'x'), 1, 'the pipe still has a reader');
+      assert.throws(() => writeSync(droppedWrite, 'x'), { code: 'EPIPE' }, 'a dropped item is not handed over');
+      assert.equal(said.filter((line) => line.includes(`(PID ${firstPid}) is gone`)).length, 1, said.join('\n'));
+    } finally {
+      keeper.stop();
+      native.close(keptWrite);
+      native.close(droppedWrite);
+    }
+    assert.throws(() => readFileSync(manifest), { code: 'ENOENT' }, 'a clean stop removes the manifest');
+  });
+
+  it('a keeper that dies again and again is started again after a pause, not in a tight loop', async () => {
+    const manifest = join(dir, 'dying.json');
+    const said: string[] = [];
+    const keeper = Keeper.start(manifest, { log: (_level, text) => said.push(text) });
+    try {
+      assert.equal(keeper.commit(undefined), true);
+      let current = keeper.handle!;
+      // The first start and two replacements come at once; the third death finds three starts within the window.
+      for (let kill = 0; kill < 3; kill++) {
+        const pid = current.pid;
+        current.signal('SIGKILL');
+        if (kill < 2) current = await replacement(keeper, pid);
+        else {
+          for (let i = 0; i < 200 && !said.some((line) => line.includes('keeps ending at once')); i++) await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      assert.ok(said.some((line) => /keeps ending at once; trying again in \d+ ms/.test(line)), said.join('\n'));
+      assert.equal(keeper.handle, undefined, 'no keeper while it waits');
+      keeper.hold(logItem('meanwhile.service'), 0);
+      const last = await replacement(keeper, current.pid);
+      assert.equal(keeper.sync(), true);
+      const now = manifestOf(manifest);
+      assert.equal(now.pid, last.pid);
+      assert.deepEqual(now.entries.map((e) => e.key), ['log:meanwhile.service:1:stdout'], 'what was held meanwhile is handed over');
+    } finally {
+      keeper.stop();
+    }
+  });
+});
+
 describe('keeper process', () => {
   const KEEPER_MAIN = fileURLToPath(new URL('../../src/manager/keeper/main.js', import.meta.url));
 

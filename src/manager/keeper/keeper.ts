@@ -78,6 +78,8 @@ export class Keeper {
   #starts: number[] = [];
   #backoffMs = BACKOFF_FIRST_MS;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Set when a pause is over: one start may come before the next pause, however many came before it. */
+  #pauseServed = false;
   #reviving = false;
   #stopped = false;
 
@@ -297,17 +299,19 @@ export class Keeper {
       while (this.#process === undefined && !this.#stopped) {
         const now = Date.now();
         this.#starts = this.#starts.filter((at) => now - at < QUICK_WINDOW_MS);
-        if (this.#starts.length >= QUICK_STARTS) {
+        if (this.#starts.length >= QUICK_STARTS && !this.#pauseServed) {
           const wait = this.#backoffMs;
           this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
           this.#limited.write('error', `the keeper keeps ending at once; trying again in ${wait} ms (until then a daemon crash loses what it held)`);
           this.#retryTimer = setTimeout(() => {
             this.#retryTimer = undefined;
+            this.#pauseServed = true;
             this.#revive();
           }, wait);
           this.#retryTimer.unref();
           return;
         }
+        this.#pauseServed = false;
         this.#starts.push(now);
         let started: KeeperProcess;
         try {
