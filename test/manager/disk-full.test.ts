@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { KEEPER_MANIFEST_FILE, type KeeperManifest } from '../../src/manager/keeper/protocol.js';
+import { readJson, writeJsonAtomic } from '../../src/manager/state-file.js';
 import type { LogRecord } from '../../src/manager/types.js';
 import { Pidfd } from '../../src/pidfd/index.js';
 import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
@@ -48,7 +49,32 @@ function counter(path: string): number {
   }
 }
 
+/** A tmpfs of `size` mounted on a new directory for the length of `body`. */
+async function withTmpfs(size: string, body: (dir: string) => Promise<void> | void): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
+  assert.equal(mounted.status, 0, `mount: ${mounted.stderr}`);
+  try {
+    await body(dir);
+  } finally {
+    if (spawnSync('umount', [dir]).status !== 0) spawnSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('a full disk', { skip: notRoot }, () => {
+  it('a state file that cannot be written keeps its old content and leaves no temporary copy behind', async () => {
+    await withTmpfs('256k', (dir) => {
+      const path = join(dir, 'state.json');
+      writeJsonAtomic(path, { before: true });
+      fill(join(dir, 'filler'));
+      assert.throws(() => writeJsonAtomic(path, { after: 'x'.repeat(64 * 1024) }), { code: 'ENOSPC' });
+      assert.deepEqual(readJson(path), { before: true });
+      assert.deepEqual(readdirSync(dir).sort(), ['filler', 'state.json']);
+    });
+  });
+
+
   it('drops output with a counted warning, blocks no service, kills neither daemon nor keeper, and stores again once space is back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'holdfast-test-'));
     const state = join(dir, 'state');
@@ -59,7 +85,10 @@ describe('a full disk', { skip: notRoot }, () => {
     const filler = join(state, 'filler');
     // About 1 KiB a line: the 64 KiB pipe of a writer nobody reads fills within a few dozen lines.
     const pad = 'p'.repeat(1000);
-    const units = { 'writer.service': `[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); echo "line $i ${pad}"; echo $i > ${count}; sleep 0.01; done'\n` };
+    const units = {
+      'writer.service': `[Service]\nExecStart=/bin/sh -c 'i=0; while :; do i=$((i+1)); echo "line $i ${pad}"; echo $i > ${count}; sleep 0.01; done'\n`,
+      'idle.service': "[Service]\nExecStart=/bin/sh -c 'while :; do sleep 0.2; done'\n",
+    };
     let d: TestDaemon | undefined;
     try {
       d = await startTestDaemon(units, dir);
@@ -82,8 +111,18 @@ describe('a full disk', { skip: notRoot }, () => {
       const status = await unitStatus(daemon, 'writer');
       assert.equal(status.activeState, 'active');
       assert.deepEqual(status.mainProcess, main);
+      // A change for the keeper while its manifest cannot be written: it holds on, and writes it once there is room.
+      await daemon.call('Start', { name: 'idle' });
+      const idle = (await unitStatus(daemon, 'idle')).mainProcess!;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(keeper.isAlive(), true, 'the keeper lives through a manifest it cannot write');
+      assert.equal(daemon.process.exitCode, null, 'the daemon lives');
 
       unlinkSync(filler);
+      await eventually(() => {
+        const now = JSON.parse(readFileSync(join(state, KEEPER_MANIFEST_FILE), 'utf8')) as KeeperManifest;
+        return now.entries.some((e) => e.kind === 'pidfd' && e.pid === idle.pid) ? true : undefined;
+      }, 'the manifest written again once there is room');
       const freed = counter(count);
       const stored = await eventually(async () => {
         const records = (await daemon.call<{ records: LogRecord[] }>('Logs', { name: 'writer' })).records;
@@ -95,6 +134,7 @@ describe('a full disk', { skip: notRoot }, () => {
       assert.equal(keeper.isAlive(), true, 'the keeper lives');
       assert.equal(service.isAlive(), true, 'the service lives');
       await daemon.call('Stop', { name: 'writer' });
+      await daemon.call('Stop', { name: 'idle' });
     } finally {
       if (d !== undefined && d.process.exitCode === null && d.process.signalCode === null) {
         using handle = Pidfd.fromChild(d.process);

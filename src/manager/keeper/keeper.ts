@@ -29,8 +29,11 @@ const KEEPER_SCRIPT = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** poll(2)'s POLLOUT, for waiting until the keeper's socket takes a message again. */
 const POLLOUT = 0x4;
-/** How long one message may wait for room in the socket before it is given up (the keeper reads as fast as it can). */
-const SEND_WAIT_MS = 2000;
+/**
+ * How long one message may wait for room in the socket. The keeper does nothing but read, so one
+ * that reads nothing for this long is hung (or stopped): it is ended and replaced like a dead one.
+ */
+const SEND_WAIT_MS = 10_000;
 /** Keepers started in quick succession before the next start waits (a keeper that dies at once, again and again). */
 const QUICK_STARTS = 3;
 /** What counts as quick succession, and the first wait after it (doubled each time, up to {@link BACKOFF_MAX_MS}). */
@@ -222,7 +225,8 @@ export class Keeper {
 
   /**
    * Sends one message to `target`; false when it is gone (then it is replaced). A keeper slow to
-   * read gets a bounded wait for room; after that the message is lost, and said so.
+   * read gets a bounded wait for room; one that reads nothing for {@link SEND_WAIT_MS} is ended
+   * and replaced, and the replacement gets everything, this message included.
    */
   #sendTo(target: KeeperProcess, message: ToKeeper, fds: number[] = []): boolean {
     const deadline = Date.now() + SEND_WAIT_MS;
@@ -239,8 +243,13 @@ export class Keeper {
       }
       const left = deadline - Date.now();
       if (left <= 0 || native.pollFd(target.socket, POLLOUT, left) === 0) {
-        this.#limited.write('warning', `the keeper (PID ${target.handle.pid}) is not reading; a ${message.op} message was lost`);
-        return true;
+        try {
+          target.handle.signal('SIGKILL');
+        } catch (error) {
+          if (!hasCode(error, 'ESRCH')) throw error;
+        }
+        this.#lost(target, `it read nothing for ${SEND_WAIT_MS / 1000} s and was ended`);
+        return false;
       }
     }
   }

@@ -12,7 +12,7 @@
  */
 import { native, type RawMessage } from '../../native.js';
 import { Pidfd, bootId, hasCode } from '../../pidfd/index.js';
-import { writeJsonAtomic } from '../state-file.js';
+import { readJson, writeJsonAtomic } from '../state-file.js';
 import { decodeToKeeper, encodeFromKeeper, KeeperProtocolError, manifestJson, MAX_MESSAGE_BYTES, type HeldFd, type RetiringKeeper, type ToKeeper } from './protocol.js';
 
 const manifestPath = process.argv[2];
@@ -50,13 +50,21 @@ function save(): boolean {
     // A stale manifest misleads the next daemon: try again even if nothing changes meanwhile.
     retrySave ??= setTimeout(() => {
       retrySave = undefined;
-      save();
+      // A successor's manifest names this keeper as retiring: overwriting it would hide the successor.
+      if (!superseded()) save();
     }, 1000);
     return false;
   }
   if (failedSaves > 0) process.stderr.write(`holdfast keeper: wrote ${manifestPath!} again, after ${failedSaves} failed write(s)\n`);
   failedSaves = 0;
   return true;
+}
+
+/** Whether the manifest on disk is a newer keeper's, one that replaces this one. */
+function superseded(): boolean {
+  const onDisk = readJson<{ retiring?: { pidfdId?: unknown } | null }>(manifestPath!);
+  const id = self.id?.toString();
+  return id !== undefined && onDisk?.retiring?.pidfdId === id;
 }
 
 /** Reads one message; a bad one is said on stderr and its fds are closed. */
