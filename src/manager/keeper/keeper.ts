@@ -106,9 +106,18 @@ export class Keeper {
   /** Gives the keeper a copy of `fd` under `item.key` (replacing an older one with that key). */
   hold(item: HeldItem, fd: number): void {
     if (this.#stopped) return;
-    const copy = native.dup(fd, true);
     const older = this.#held.get(item.key);
     if (older !== undefined) closeQuietly(older.fd);
+    this.#held.delete(item.key);
+    let copy: number;
+    try {
+      copy = native.dup(fd, true);
+    } catch (error) {
+      // Out of fds: this keeper still gets it, a replacement would not.
+      this.#limited.write('warning', `could not keep a copy of ${item.key} (${(error as Error).message}); a replacement keeper would not get it`);
+      this.#send({ op: 'hold', item }, [fd]);
+      return;
+    }
     this.#held.set(item.key, { item, fd: copy });
     this.#send({ op: 'hold', item }, [copy]);
   }
