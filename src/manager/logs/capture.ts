@@ -50,6 +50,8 @@ export interface CaptureFromFdsOptions {
 export interface LogSink {
   readonly lineMax: number;
   readonly log: Logger;
+  /** For what outside input can repeat at will (a service's output on a full disk): rate-limited. */
+  limitedLog(level: 'warning' | 'error', text: string): void;
   readonly spoolDirectory: string;
   /** A spool is rolled once it holds this many bytes. */
   readonly spoolRollBytes: number;
@@ -396,7 +398,7 @@ class StreamReader {
     if (this.#dropping === undefined) {
       const reason = outOfSpaceReason(error);
       this.#dropping = { bytes: 0, reason, retryAt: 0, reportedAt: now };
-      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: ${reason} for ${this.stream}; its output is dropped until there is room again`);
+      this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${reason} for ${this.stream}; its output is dropped until there is room again`);
       this.#splitter.end((line, terminatorBytes) => this.#line(line, terminatorBytes, nowMicros()));
     }
     const dropping = this.#dropping;
@@ -413,7 +415,7 @@ class StreamReader {
     const now = Date.now();
     if (now - dropping.reportedAt >= DROP_REPORT_MS) {
       dropping.reportedAt = now;
-      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: ${dropping.bytes} bytes of ${this.stream} output dropped so far: ${dropping.reason}`);
+      this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${dropping.bytes} bytes of ${this.stream} output dropped so far: ${dropping.reason}`);
     }
     return EMPTY;
   }
@@ -425,7 +427,7 @@ class StreamReader {
     this.#dropping = undefined;
     if (dropping.bytes === 0) return;
     const text = `${dropping.bytes} bytes of output dropped: ${dropping.reason} (${this.stream})`;
-    safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: ${text}`);
+    this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${text}`);
     try {
       this.#sink.push(this.#capture.unit, { time: nowMicros(), stream: 'manager', pid: process.pid, pidfdId: null, invocationId: this.#capture.invocationId, message: text });
     } catch {

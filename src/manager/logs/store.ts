@@ -384,6 +384,11 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   }
 
   /** @internal */
+  limitedLog(level: 'warning' | 'error', text: string): void {
+    this.#limited.write(level, text);
+  }
+
+  /** @internal */
   hasRoom(unit: string): boolean {
     return (this.#units.get(unit)?.backlog ?? 0) < this.highWaterBytes;
   }
