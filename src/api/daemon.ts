@@ -85,14 +85,26 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   if (!keeper.commit(previous)) options.log('warning', 'the new keeper did not confirm in time; the previous one keeps holding everything meanwhile');
   const server = new VarlinkServer({ vendor: 'holdfast', product: 'holdfast', version: '0.1.0', url: 'https://github.com/holdfast', identifyPeer, log: (level, text) => options.log(level === 'debug' ? 'info' : level, `api: ${text}`) });
   server.addInterface(managerInterface(manager, logs));
-  // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
-  const inherited = process.env['HOLDFAST_LISTEN_FD'];
-  delete process.env['HOLDFAST_LISTEN_FD'];
-  if (inherited !== undefined && /^\d+$/.test(inherited)) {
-    native.setCloexec(Number(inherited), true);
-    await server.listen({ fd: Number(inherited) });
-  } else {
-    await server.listen({ path: options.socket, mode: options.socketMode ?? 0o600 });
+  try {
+    // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
+    const inherited = process.env['HOLDFAST_LISTEN_FD'];
+    delete process.env['HOLDFAST_LISTEN_FD'];
+    if (inherited !== undefined && /^\d+$/.test(inherited)) {
+      native.setCloexec(Number(inherited), true);
+      await server.listen({ fd: Number(inherited) });
+    } else {
+      await server.listen({ path: options.socket, mode: options.socketMode ?? 0o600 });
+    }
+  } catch (error) {
+    // A daemon nobody can reach must not go on running units: it lets go of everything as a crash
+    // would (services keep running, the keeper keeps their pipes and pidfds), for the next daemon.
+    options.log('error', `cannot listen on ${options.socket}: ${(error as Error).message}; leaving every service to the keeper for the next daemon`);
+    manager.detach();
+    await logs.release();
+    notify.close({ unlink: false });
+    keeper.sync();
+    keeper.release()?.close();
+    throw error;
   }
 
   const wanted = options.startUnits ?? 'enabled';

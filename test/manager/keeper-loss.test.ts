@@ -86,7 +86,7 @@ async function crash(d: { child: ChildProcess; handle: Pidfd; socket: string }):
   d.handle.signal('SIGKILL');
   if (d.child.exitCode === null && d.child.signalCode === null) await new Promise((r) => d.child.once('exit', r));
   d.handle.close();
-  rmSync(d.socket, { force: true });
+  rmSync(d.socket, { force: true, recursive: true });
 }
 
 async function cleanStop(d: { child: ChildProcess; handle: Pidfd }): Promise<void> {
@@ -183,6 +183,45 @@ describe('the keeper dies', () => {
       assert.equal(service.isAlive(), true);
     } finally {
       await d.stop();
+    }
+  });
+});
+
+describe('a daemon that cannot listen', () => {
+  // Its start-up lets go of everything; the process itself ends only once `holdfast daemon` exits on a failed start (src/cli/commands/daemon.ts).
+  it('does not run on headless: it ends, leaving its services to the keeper, and the next daemon re-adopts them', { todo: 'holdfast daemon must exit when its start fails' }, async () => {
+    const first = await startTestDaemon({ 'steady.service': "[Service]\nExecStart=/bin/sh -c 'while :; do sleep 0.2; done'\n" });
+    const dir = first.dir;
+    await first.call('Start', { name: 'steady' });
+    const main = (await unitStatus(first, 'steady')).mainProcess!;
+    using service = Pidfd.verify(main.pid, main.pidfdId!);
+    await first.crash();
+    // A directory where the control socket goes: listen(2) cannot bind there.
+    mkdirSync(join(dir, 'run', 'control'), { recursive: true });
+    const blocked = spawnDaemon(dir);
+    try {
+      try {
+        const ended = await Promise.race([
+          new Promise<number | null>((r) => blocked.child.once('exit', (code) => r(code))),
+          new Promise<'running'>((r) => setTimeout(() => r('running'), 10_000)),
+        ]);
+        assert.notEqual(ended, 'running', `the daemon ended: ${blocked.stderr()}`);
+        assert.notEqual(ended, 0);
+        assert.match(blocked.stderr(), /cannot listen/);
+      } finally {
+        if (blocked.child.exitCode === null && blocked.child.signalCode === null) await crash(blocked);
+        else blocked.handle.close();
+      }
+      assert.equal(service.isAlive(), true, 'the service lives on');
+    } finally {
+      // Pass or fail, a daemon that can listen takes the service back and stops it cleanly.
+      rmSync(join(dir, 'run', 'control'), { recursive: true, force: true });
+      const next = await startTestDaemon({}, dir);
+      try {
+        assert.deepEqual((await unitStatus(next, 'steady')).mainProcess, main, 're-adopted');
+      } finally {
+        await next.stop();
+      }
     }
   });
 });
