@@ -88,7 +88,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const notifyPath = join(options.runtimeDir, 'notify');
   const { fds: recovered, previous } = await takeOverPrevious(manifest, notifyPath, (text) => options.log('warning', text));
   if (recovered.length > 0) options.log('info', `took over ${recovered.length} fd(s) from the previous daemon's keeper`);
-  const keeper = Keeper.start(manifest);
+  // A keeper that dies at any moment from here on (even before the commit below) is replaced and handed everything again.
+  const keeper = Keeper.start(manifest, { log: (level, text) => options.log(level === 'debug' ? 'info' : level, `keeper: ${text}`) });
   const logs = await LogStore.open({ directory: join(options.stateDir, 'logs'), log: (level, text) => options.log(level === 'debug' ? 'info' : level, text) });
   const notifyLog = (level: 'debug' | 'info' | 'warning' | 'error', text: string): void => options.log(level === 'debug' ? 'info' : level, `notify: ${text}`);
   const heldNotify = recovered.find((entry) => entry.kind === 'notify');
@@ -100,18 +101,29 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // The new keeper now holds everything the old one did: its manifest becomes the one that counts, and the old keeper ends.
   // Unconfirmed (a keeper slow to start), the old keeper keeps everything: the next daemon's
   // takeover ends it (the new manifest names it as retiring), or this daemon's clean stop does.
-  const unretired = keeper.commit(previous) ? undefined : previous;
-  if (unretired !== undefined) options.log('warning', 'the new keeper did not confirm in time; the previous one keeps holding everything meanwhile');
+  if (!keeper.commit(previous)) options.log('warning', 'the new keeper did not confirm in time; the previous one keeps holding everything meanwhile');
   const server = new VarlinkServer({ vendor: 'holdfast', product: 'holdfast', version: '0.1.0', url: 'https://github.com/holdfast', identifyPeer, log: (level, text) => options.log(level === 'debug' ? 'info' : level, `api: ${text}`) });
   server.addInterface(managerInterface(manager, logs));
-  // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
-  const inherited = process.env['HOLDFAST_LISTEN_FD'];
-  delete process.env['HOLDFAST_LISTEN_FD'];
-  if (inherited !== undefined && /^\d+$/.test(inherited)) {
-    native.setCloexec(Number(inherited), true);
-    await server.listen({ fd: Number(inherited) });
-  } else {
-    await server.listen({ path: options.socket, mode: options.socketMode ?? 0o600 });
+  try {
+    // Across a daemon-reexec the listening socket comes with us: clients never see it go away.
+    const inherited = process.env['HOLDFAST_LISTEN_FD'];
+    delete process.env['HOLDFAST_LISTEN_FD'];
+    if (inherited !== undefined && /^\d+$/.test(inherited)) {
+      native.setCloexec(Number(inherited), true);
+      await server.listen({ fd: Number(inherited) });
+    } else {
+      await server.listen({ path: options.socket, mode: options.socketMode ?? 0o600 });
+    }
+  } catch (error) {
+    // A daemon nobody can reach must not go on running units: it lets go of everything as a crash
+    // would (services keep running, the keeper keeps their pipes and pidfds), for the next daemon.
+    options.log('error', `cannot listen on ${options.socket}: ${(error as Error).message}; leaving every service to the keeper for the next daemon`);
+    manager.detach();
+    await logs.release();
+    notify.close({ unlink: false });
+    keeper.sync();
+    keeper.release()?.close();
+    throw error;
   }
 
   const wanted = options.startUnits ?? 'enabled';
@@ -151,8 +163,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         await server.close();
         notify.close({ unlink: true });
         await logs.close();
+        // Ends the keeper (and a previous one never confirmed replaced) and removes the manifest, so the next start looks for no keeper.
         keeper.stop();
-        if (unretired !== undefined) Keeper.retire(unretired);
       })();
       return closing;
     },

@@ -1,21 +1,32 @@
 /** Small files the daemon must never leave half-written. */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /**
  * Write to a temporary file, then rename: readers see the old content or the new, never a mix.
  * With `durable`, fsync first, for what must survive a power loss; state that only matters within
  * one boot (the daemon's state, the keeper's manifest) skips it: a process crash keeps the page cache.
+ * A write that fails (ENOSPC) throws and leaves the old file as it was, and no temporary file.
  */
 export function writeJsonAtomic(path: string, value: unknown, durable = false): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    writeFileSync(fd, JSON.stringify(value) + '\n');
-    if (durable) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeFileSync(fd, JSON.stringify(value) + '\n');
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (error) {
+    // A full disk: the half-written copy would hold on to the last free blocks.
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Not there (the rename happened, or it never was): nothing to clean.
+    }
+    throw error;
   }
-  renameSync(tmp, path);
 }
 
 /** The parsed JSON of a file, or undefined when it is missing or not JSON. */

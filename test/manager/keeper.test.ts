@@ -83,20 +83,22 @@ describe('keeper hand-over', () => {
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
+    // The first daemon is gone from here on; its keeper stays.
+    using firstHandle = first.release()!;
     const { fds, previous } = Keeper.takeOver(manifest, () => {});
     const second = Keeper.start(manifest);
     try {
       second.hold(fds[0]!, fds[0]!.fd);
       // A Node process is not up within a millisecond: the commit cannot be confirmed in time.
       assert.equal(second.commit(previous, 1), false);
-      assert.equal(first.handle.isAlive(), true, 'the old keeper still holds everything');
+      assert.equal(firstHandle.isAlive(), true, 'the old keeper still holds everything');
       assert.equal(roundTrip(writeFd, fds[0]!.fd, 'kept'), 'kept');
       Keeper.retire(previous!);
-      await first.handle.exited;
-      assert.equal(first.handle.isAlive(), false);
+      await firstHandle.exited;
+      assert.equal(firstHandle.isAlive(), false);
       await new Promise((r) => setTimeout(r, 0));
       assert.equal(second.sync(), true, 'the new keeper took the commit once it was up');
-      assert.equal(manifestOf(manifest).pid, second.handle.pid);
+      assert.equal(manifestOf(manifest).pid, second.handle!.pid);
     } finally {
       native.close(fds[0]!.fd);
       native.close(writeFd);
@@ -112,7 +114,9 @@ describe('keeper hand-over', () => {
     assert.equal(first.commit(undefined), true);
     assert.equal(first.sync(), true);
     native.close(readFd);
-    assert.equal(manifestOf(manifest).pid, first.handle.pid);
+    // The first daemon is gone from here on; its keeper stays.
+    using firstHandle = first.release()!;
+    assert.equal(manifestOf(manifest).pid, firstHandle.pid);
 
     // A daemon stand-in: takes over, hands everything to a new keeper, and dies before committing.
     const script = `
@@ -130,8 +134,8 @@ describe('keeper hand-over', () => {
 
     await next.exited;
     assert.equal(next.isAlive(), false, 'the uncommitted keeper ends once its daemon is gone');
-    assert.equal(first.handle.isAlive(), true, 'the old keeper was not ended');
-    assert.equal(manifestOf(manifest).pid, first.handle.pid, 'the manifest still names the old keeper');
+    assert.equal(firstHandle.isAlive(), true, 'the old keeper was not ended');
+    assert.equal(manifestOf(manifest).pid, firstHandle.pid, 'the manifest still names the old keeper');
 
     // The next daemon finds everything where it was, commits a keeper of its own, and only then is the old one ended.
     const { fds, previous } = Keeper.takeOver(manifest, () => {});
@@ -140,19 +144,95 @@ describe('keeper hand-over', () => {
     const third = Keeper.start(manifest);
     try {
       third.hold(fds[0]!, fds[0]!.fd);
-      assert.equal(first.handle.isAlive(), true);
+      assert.equal(firstHandle.isAlive(), true);
       assert.equal(third.commit(previous), true);
-      await first.handle.exited;
-      assert.equal(first.handle.isAlive(), false, 'the old keeper ends once the new one is committed');
+      await firstHandle.exited;
+      assert.equal(firstHandle.isAlive(), false, 'the old keeper ends once the new one is committed');
       const now = manifestOf(manifest);
-      assert.equal(now.pid, third.handle.pid);
+      assert.equal(now.pid, third.handle!.pid);
       assert.deepEqual(now.entries.map((e) => e.key), ['log:a.service:1:stdout']);
-      assert.equal(now.retiring?.pid, first.handle.pid, 'the retired keeper is named, should this daemon die before ending it');
+      assert.equal(now.retiring?.pid, firstHandle.pid, 'the retired keeper is named, should this daemon die before ending it');
     } finally {
       native.close(fds[0]!.fd);
       native.close(writeFd);
       third.stop();
       next.close();
+    }
+  });
+});
+
+describe('keeper replaced', () => {
+  /** Until `keeper` runs a process other than `old` (its watcher fires on the event loop). */
+  async function replacement(keeper: Keeper, oldPid: number): Promise<Pidfd> {
+    for (let i = 0; i < 400; i++) {
+      const now = keeper.handle;
+      if (now !== undefined && now.pid !== oldPid && now.isAlive()) return now;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.fail('no new keeper');
+  }
+
+  it('a keeper killed is replaced and handed every fd still held; sends meanwhile never throw', async () => {
+    const manifest = join(dir, 'replaced.json');
+    const said: string[] = [];
+    const [keptRead, keptWrite] = native.pipe(true);
+    const [droppedRead, droppedWrite] = native.pipe(true);
+    const keeper = Keeper.start(manifest, { log: (_level, text) => said.push(text) });
+    try {
+      keeper.hold(logItem('kept.service'), keptRead);
+      keeper.hold(logItem('dropped.service'), droppedRead);
+      assert.equal(keeper.commit(undefined), true);
+      assert.equal(keeper.sync(), true);
+      // The daemon's own copies go (as a capture closes its read ends): the keeper's must be what keeps the pipes open.
+      native.close(keptRead);
+      native.close(droppedRead);
+      const first = keeper.handle!;
+      const firstPid = first.pid;
+      first.signal('SIGKILL');
+      // A send that finds the keeper gone replaces it at once instead of throwing.
+      keeper.drop(logItem('dropped.service').key);
+      const second = await replacement(keeper, firstPid);
+      assert.equal(keeper.sync(), true);
+      const now = manifestOf(manifest);
+      assert.equal(now.pid, second.pid, 'the manifest names the new keeper');
+      assert.deepEqual(now.entries.map((e) => e.key), ['log:kept.service:1:stdout']);
+      assert.equal(writeSync(keptWrite, 'x'), 1, 'the pipe still has a reader');
+      assert.throws(() => writeSync(droppedWrite, 'x'), { code: 'EPIPE' }, 'a dropped item is not handed over');
+      assert.equal(said.filter((line) => line.includes(`(PID ${firstPid}) is gone`)).length, 1, said.join('\n'));
+    } finally {
+      keeper.stop();
+      native.close(keptWrite);
+      native.close(droppedWrite);
+    }
+    assert.throws(() => readFileSync(manifest), { code: 'ENOENT' }, 'a clean stop removes the manifest');
+  });
+
+  it('a keeper that dies again and again is started again after a pause, not in a tight loop', async () => {
+    const manifest = join(dir, 'dying.json');
+    const said: string[] = [];
+    const keeper = Keeper.start(manifest, { log: (_level, text) => said.push(text) });
+    try {
+      assert.equal(keeper.commit(undefined), true);
+      let current = keeper.handle!;
+      // The first start and two replacements come at once; the third death finds three starts within the window.
+      for (let kill = 0; kill < 3; kill++) {
+        const pid = current.pid;
+        current.signal('SIGKILL');
+        if (kill < 2) current = await replacement(keeper, pid);
+        else {
+          for (let i = 0; i < 200 && !said.some((line) => line.includes('keeps ending at once')); i++) await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      assert.ok(said.some((line) => /keeps ending at once; trying again in \d+ ms/.test(line)), said.join('\n'));
+      assert.equal(keeper.handle, undefined, 'no keeper while it waits');
+      keeper.hold(logItem('meanwhile.service'), 0);
+      const last = await replacement(keeper, current.pid);
+      assert.equal(keeper.sync(), true);
+      const now = manifestOf(manifest);
+      assert.equal(now.pid, last.pid);
+      assert.deepEqual(now.entries.map((e) => e.key), ['log:meanwhile.service:1:stdout'], 'what was held meanwhile is handed over');
+    } finally {
+      keeper.stop();
     }
   });
 });

@@ -12,7 +12,7 @@
  */
 import { native, type RawMessage } from '../../native.js';
 import { Pidfd, bootId, hasCode } from '../../pidfd/index.js';
-import { writeJsonAtomic } from '../state-file.js';
+import { readJson, writeJsonAtomic } from '../state-file.js';
 import { decodeToKeeper, encodeFromKeeper, KeeperProtocolError, manifestJson, MAX_MESSAGE_BYTES, type HeldFd, type RetiringKeeper, type ToKeeper } from './protocol.js';
 
 const manifestPath = process.argv[2];
@@ -30,6 +30,9 @@ const held = new Map<string, HeldFd>();
  */
 let committed = false;
 let retiring: RetiringKeeper | null = null;
+/** Manifest writes that failed in a row. */
+let failedSaves = 0;
+let retrySave: NodeJS.Timeout | undefined;
 
 /**
  * Writes the manifest (once committed). A write that fails (a full disk) is said on stderr and
@@ -41,11 +44,27 @@ function save(): boolean {
   const manifest = manifestJson({ pid: process.pid, pidfdId: self.id?.toString() ?? null, bootId: bootId(), entries: [...held.values()], retiring });
   try {
     writeJsonAtomic(manifestPath!, manifest);
-    return true;
   } catch (error) {
-    process.stderr.write(`holdfast keeper: could not write ${manifestPath!}: ${(error as Error).message}\n`);
+    // Said once per run of failures: a full disk fails every write until space comes back.
+    if (failedSaves++ === 0) process.stderr.write(`holdfast keeper: could not write ${manifestPath!}: ${(error as Error).message}; holding on, and trying again\n`);
+    // A stale manifest misleads the next daemon: try again even if nothing changes meanwhile.
+    retrySave ??= setTimeout(() => {
+      retrySave = undefined;
+      // A successor's manifest names this keeper as retiring: overwriting it would hide the successor.
+      if (!superseded()) save();
+    }, 1000);
     return false;
   }
+  if (failedSaves > 0) process.stderr.write(`holdfast keeper: wrote ${manifestPath!} again, after ${failedSaves} failed write(s)\n`);
+  failedSaves = 0;
+  return true;
+}
+
+/** Whether the manifest on disk is a newer keeper's, one that replaces this one. */
+function superseded(): boolean {
+  const onDisk = readJson<{ retiring?: { pidfdId?: unknown } | null }>(manifestPath!);
+  const id = self.id?.toString();
+  return id !== undefined && onDisk?.retiring?.pidfdId === id;
 }
 
 /** Reads one message; a bad one is said on stderr and its fds are closed. */

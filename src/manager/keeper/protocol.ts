@@ -8,7 +8,9 @@
  * take the same way back: the next daemon reads the manifest and takes copies of what the keeper
  * holds (`Keeper.takeOver` in keeper.ts, by pidfd_getfd), starts a keeper of its own, hands
  * everything to it and commits it. A re-exec only differs in having synced the keeper first, so
- * nothing it sent is missing from the manifest; there is no second path to keep in step.
+ * nothing it sent is missing from the manifest; there is no second path to keep in step. A keeper
+ * that dies while its daemon runs is replaced the same way: the daemon hands a new keeper every
+ * item still held (it keeps a copy of each fd) and commits it.
  *
  * The wire: one JSON object per SOCK_SEQPACKET message. The keeper must never end on a bad message:
  * every decoder here checks its input and throws a {@link KeeperProtocolError} that says what is

@@ -12,7 +12,7 @@ import type { LogRecord } from '../types.js';
 import { safeLog, type Logger } from '../rate-limited-log.js';
 import { nowMicros } from './clock.js';
 import { LineSplitter } from './lines.js';
-import { cursorText, readPipe, Spool } from './spool.js';
+import { cursorText, isOutOfSpace, outOfSpaceReason, readPipe, Spool } from './spool.js';
 
 /** The process a capture's lines are attributed to. */
 export interface LogWriter {
@@ -50,6 +50,8 @@ export interface CaptureFromFdsOptions {
 export interface LogSink {
   readonly lineMax: number;
   readonly log: Logger;
+  /** For what outside input can repeat at will (a service's output on a full disk): rate-limited. */
+  limitedLog(level: 'warning' | 'error', text: string): void;
   readonly spoolDirectory: string;
   /** A spool is rolled once it holds this many bytes. */
   readonly spoolRollBytes: number;
@@ -211,6 +213,12 @@ export class LogCapture {
   }
 }
 
+/** While the disk is full, how often a move into the spool is tried again (ms). */
+const DROP_RETRY_MS = 1000;
+/** While the disk is full, how often the count of dropped bytes is said (ms). */
+const DROP_REPORT_MS = 10_000;
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Reads one pipe until EOF, through a spool: each piece is moved into the spool file by the kernel
  * before the daemon reads it back, and each record stored carries the spool cursor after it.
@@ -228,6 +236,10 @@ class StreamReader {
   /** Stream offset up to which every byte is in a record handed to the store. */
   #stored = 0;
   #rolling = false;
+  /** No roll is tried before this (ms): one that failed (a full disk) is not retried on every read. */
+  #rollAfter = 0;
+  /** While the disk is full: output is read and dropped, so the writer never blocks, and counted. */
+  #dropping: { bytes: number; reason: string; retryAt: number; reportedAt: number } | undefined;
   #resolve!: () => void;
 
   constructor(capture: LogCapture, sink: LogSink, fd: number, stream: Stream, recoverSpool: string | null) {
@@ -348,19 +360,79 @@ class StreamReader {
     this.#maybeRoll();
   }
 
-  /** The next piece of the stream (through the spool), 0 at EOF, null while the pipe is empty. */
+  /**
+   * The next piece of the stream (through the spool), 0 at EOF, null while the pipe is empty. While
+   * the disk is full, an empty piece: what the pipe held was dropped (see {@link #startDropping}).
+   */
   #pull(): Buffer | 0 | null {
     const spool = this.#spool;
-    if (spool !== undefined) {
-      const exact = spool.exact;
-      const moved = spool.fill(this.#fd);
-      if (exact && !spool.exact) {
-        safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: the file system refuses splice(2) into ${this.#sink.spoolDirectory}; output passes through memory, and a daemon crash may lose the piece in flight`);
-      }
-      if (moved === null || moved === 0) return moved;
-      return spool.readFrom(spool.end - moved);
+    if (spool === undefined) return readPipe(this.#fd);
+    const dropping = this.#dropping;
+    if (dropping !== undefined && Date.now() < dropping.retryAt) return this.#discard(dropping);
+    const exact = spool.exact;
+    let moved: number | null;
+    try {
+      moved = spool.fill(this.#fd);
+    } catch (error) {
+      if (!isOutOfSpace(error)) throw error;
+      return this.#startDropping(error);
     }
-    return readPipe(this.#fd);
+    if (exact && !spool.exact) {
+      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: the file system refuses splice(2) into ${this.#sink.spoolDirectory}; output passes through memory, and a daemon crash may lose the piece in flight`);
+    }
+    if (moved === null) return null;
+    if (dropping !== undefined) this.#stopDropping();
+    if (moved === 0) return 0;
+    return spool.readFrom(spool.end - moved);
+  }
+
+  /**
+   * The disk is full. Holding the output back would block the service in write(2) (its pipe full,
+   * with the keeper holding a read end nobody reads), and ending the capture would do the same:
+   * so output is dropped from now on, counted, and said, until a move into the spool succeeds again
+   * (tried once a second). The unfinished line is stored as it stands; the next starts afresh.
+   */
+  #startDropping(error: unknown): Buffer | 0 | null {
+    const now = Date.now();
+    const lost = (error as { lostBytes?: unknown }).lostBytes;
+    if (this.#dropping === undefined) {
+      const reason = outOfSpaceReason(error);
+      this.#dropping = { bytes: 0, reason, retryAt: 0, reportedAt: now };
+      this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${reason} for ${this.stream}; its output is dropped until there is room again`);
+      this.#splitter.end((line, terminatorBytes) => this.#line(line, terminatorBytes, nowMicros()));
+    }
+    const dropping = this.#dropping;
+    dropping.retryAt = now + DROP_RETRY_MS;
+    if (typeof lost === 'number') dropping.bytes += lost;
+    return this.#discard(dropping);
+  }
+
+  /** Reads what the pipe holds and drops it, counting; a count is said at most every {@link DROP_REPORT_MS}. */
+  #discard(dropping: { bytes: number; reason: string; reportedAt: number }): Buffer | 0 | null {
+    const piece = readPipe(this.#fd);
+    if (piece === null || piece === 0) return piece;
+    dropping.bytes += piece.length;
+    const now = Date.now();
+    if (now - dropping.reportedAt >= DROP_REPORT_MS) {
+      dropping.reportedAt = now;
+      this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${dropping.bytes} bytes of ${this.stream} output dropped so far: ${dropping.reason}`);
+    }
+    return EMPTY;
+  }
+
+  /** Space is back (or the stream ended): what was dropped is said, in the daemon's log and the unit's. */
+  #stopDropping(): void {
+    const dropping = this.#dropping;
+    if (dropping === undefined) return;
+    this.#dropping = undefined;
+    if (dropping.bytes === 0) return;
+    const text = `${dropping.bytes} bytes of output dropped: ${dropping.reason} (${this.stream})`;
+    this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${text}`);
+    try {
+      this.#sink.push(this.#capture.unit, { time: nowMicros(), stream: 'manager', pid: process.pid, pidfdId: null, invocationId: this.#capture.invocationId, message: text });
+    } catch {
+      // The store is closed: the daemon's log said it.
+    }
   }
 
   #feed(bytes: Buffer, time: number): void {
@@ -386,7 +458,7 @@ class StreamReader {
   /** Once the spool holds enough that is stored, drop that part (after the store has written it). */
   #maybeRoll(): void {
     const spool = this.#spool;
-    if (spool === undefined || this.#rolling || spool.end - spool.base < this.#sink.spoolRollBytes) return;
+    if (spool === undefined || this.#rolling || this.#dropping !== undefined || spool.end - spool.base < this.#sink.spoolRollBytes || Date.now() < this.#rollAfter) return;
     this.#rolling = true;
     const stored = this.#stored;
     void this.#sink
@@ -394,7 +466,10 @@ class StreamReader {
       .then(() => {
         if (this.#state !== 'done') spool.roll(stored);
       })
-      .catch((error: Error) => safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: rolling the ${this.stream} spool failed: ${error.message}`))
+      .catch((error: Error) => {
+        this.#rollAfter = Date.now() + DROP_RETRY_MS;
+        if (!isOutOfSpace(error)) safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: rolling the ${this.stream} spool failed: ${error.message}`);
+      })
       .finally(() => {
         this.#rolling = false;
       });
@@ -405,6 +480,7 @@ class StreamReader {
     if (this.#state === 'done') return;
     this.#state = 'done';
     this.#closeFds();
+    this.#stopDropping();
     // A last line without a newline counts once the stream ends.
     this.#splitter.end((line, terminatorBytes) => this.#line(line, terminatorBytes, nowMicros()));
     const spool = this.#spool;

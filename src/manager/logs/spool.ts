@@ -161,7 +161,9 @@ export class Spool {
 
   /**
    * Moves what the pipe holds (up to 64 KiB) to the end of the file. Returns the bytes moved, 0 at
-   * EOF, or null when the pipe is empty.
+   * EOF, or null when the pipe is empty. A full disk throws (ENOSPC): with splice the bytes stay in
+   * the pipe; where they pass through memory, the error's `lostBytes` says how many were taken
+   * out of the pipe and not written.
    */
   fill(pipeFd: number): number | null {
     if (this.#fd === -1) this.#fd = createFile(this.directory, this.#path);
@@ -177,7 +179,12 @@ export class Spool {
     }
     const piece = readPipe(pipeFd);
     if (piece === null || piece === 0) return piece;
-    writeFully(this.#fd, piece, this.#end - this.#base);
+    try {
+      writeFully(this.#fd, piece, this.#end - this.#base);
+    } catch (error) {
+      // The piece is out of the pipe and not in the file: whoever catches this counts it as lost.
+      throw Object.assign(error as Error, { lostBytes: piece.length });
+    }
     this.#end += piece.length;
     return piece.length;
   }
@@ -245,6 +252,18 @@ function createFile(directory: string, path: string): number {
     mkdirSync(directory, { recursive: true, mode: 0o700 });
     return openSync(path, 'wx+', 0o600);
   }
+}
+
+/** Whether `error` says the file system has no room (for the spool, or for a log file). */
+export function isOutOfSpace(error: unknown): boolean {
+  return hasCode(error, 'ENOSPC', 'EDQUOT', 'EFBIG');
+}
+
+/** How an out-of-space error is said in a unit's log. */
+export function outOfSpaceReason(error: unknown): string {
+  if (hasCode(error, 'EDQUOT')) return 'disk quota exceeded';
+  if (hasCode(error, 'EFBIG')) return 'file too large';
+  return 'no space left on device';
 }
 
 /** What a nonblocking pipe holds (up to 64 KiB) through memory: 0 at EOF, null while it is empty. */

@@ -384,6 +384,11 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   }
 
   /** @internal */
+  limitedLog(level: 'warning' | 'error', text: string): void {
+    this.#limited.write(level, text);
+  }
+
+  /** @internal */
   hasRoom(unit: string): boolean {
     return (this.#units.get(unit)?.backlog ?? 0) < this.highWaterBytes;
   }
@@ -546,12 +551,12 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
       const { size } = await handle.stat();
       u.size = await wholeRecordsEnd(handle, size);
       if (u.size < size) {
-        // A SIGKILL in the middle of a write (the kernel stops a write between two pages) left the
-        // start of a record. Cut it off: appended after, it would stay a torn line in the middle of
-        // the file. What it held is not lost: its lines are still in the spool beyond the last whole
+        // A SIGKILL in the middle of a write (the kernel stops a write between two pages), or a
+        // write cut short by a full disk, left the start of a record. Cut it off: appended after,
+        // it would stay a torn line in the middle of the file. What it held is not lost: its lines are still in the spool beyond the last whole
         // record's cursor, and are stored again.
         await handle.truncate(u.size);
-        this.#limited.write('warning', `logs: ${u.unit}: cut ${size - u.size} byte(s) of a record torn by a crash off the end of ${u.path}`);
+        this.#limited.write('warning', `logs: ${u.unit}: cut ${size - u.size} byte(s) of a record torn by a crash or a full disk off the end of ${u.path}`);
       }
     } catch (error) {
       await handle.close().catch(() => undefined);
