@@ -39,6 +39,20 @@ function exitStatusOf(status: UnitStatus): number {
 }
 
 /**
+ * Starts the daemon, or ends this process when the start fails: a daemon that could not listen has
+ * let go of everything as a crash would (its services stay with the keeper for the next daemon),
+ * and must not live on headless, kept alive by the watches it had already set up.
+ */
+async function startOrExit(log: (level: 'error', text: string) => void, options: Parameters<typeof startDaemon>[0]): Promise<Daemon> {
+  try {
+    return await startDaemon(options);
+  } catch (error) {
+    log('error', `holdfast daemon: could not start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
+
+/**
  * Holds SIGTERM, SIGINT and SIGHUP from before the daemon starts until {@link runUntilStopped} takes
  * over: once the keeper runs, a stop signal that met Node's default action would end the daemon
  * without ending its keeper. Returns the signals that arrived meanwhile, and lets go of them.
@@ -170,7 +184,7 @@ and says which directory, whose it is and its mode. Missing ones are created (st
     const runtimeDir = values.socket === undefined ? defaults.runtimeDir : join(resolve(socket), '..');
     ownDirectories(stateDir, runtimeDir, resolve(socket));
     const early = holdEarlySignals();
-    const d = await startDaemon({
+    const d = await startOrExit(log, {
       unitDirs: (values.units ?? defaults.unitDirs).map((dir) => resolve(dir)),
       stateDir,
       socket,
@@ -232,7 +246,7 @@ left in place, for a look at the logs, when it does not.`,
     };
     const say = (text: string): void => show(`${paint('bold', 'holdfast'.padEnd(width))} | ${text}\n`);
     const early = holdEarlySignals();
-    const d = await startDaemon({
+    const d = await startOrExit((_level, text) => say(paint('red', text)), {
       unitDirs: [dir],
       stateDir: join(work, 'state'),
       socket,
