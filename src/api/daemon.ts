@@ -25,6 +25,8 @@ export interface DaemonOptions {
   /** Units to start once loaded (default: the enabled ones). */
   startUnits?: 'enabled' | 'all' | string[];
   log: (level: 'info' | 'warning' | 'error', text: string) => void;
+  /** Called once the units are loaded and before any is started, to subscribe to events and logs. */
+  attach?: (parts: { manager: Manager; logs: LogStore }) => void;
 }
 
 /** A running daemon. */
@@ -126,6 +128,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     throw error;
   }
 
+  options.attach?.({ manager, logs });
   const wanted = options.startUnits ?? 'enabled';
   const names = wanted === 'enabled' ? manager.enabledUnits() : wanted === 'all' ? [...manager.units.keys()] : wanted;
   for (const name of names) {

@@ -1,5 +1,5 @@
 /** Small files the daemon must never leave half-written. */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /**
  * Write to a temporary file, then rename: readers see the old content or the new, never a mix.
@@ -35,5 +35,23 @@ export function readJson<T>(path: string): T | undefined {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Removes a directory tree that a process which just ended (a keeper writing its manifest) may
+ * still add a file to for a moment. rmSync's own retries repeat only the last rmdir, never the
+ * files that appeared meanwhile, so the whole removal is tried again (bounded); the last error is
+ * thrown.
+ */
+export async function removeTree(path: string, attempts = 30): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      rmSync(path, { recursive: true, force: true });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }

@@ -55,7 +55,7 @@ describe('holdfast up', () => {
     up.stdout!.on('data', () => {});
     assert.match(output(), /hello +\| → active \(running\)/);
     up.kill('SIGINT');
-    assert.equal(await exited, 0);
+    assert.equal(await exited, 0, output());
     for (const handle of [service, quiet]) {
       assert.equal((await handle.exited).signal, 'SIGTERM', 'each service was stopped, not left behind');
       handle.close();
@@ -72,7 +72,7 @@ describe('holdfast up', () => {
     assert.match(work[0]!, /^holdfast-up-/);
     assert.match(output(), new RegExp(`control socket ${join(tmp, work[0]!, 'control').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     up.kill('SIGINT');
-    assert.equal(await exited, 0);
+    assert.equal(await exited, 0, output());
     for (const handle of [service, quiet]) {
       await handle.exited;
       handle.close();

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { VarlinkClient } from '../../src/api/varlink/index.js';
 import type { UnitStatus } from '../../src/manager/types.js';
 import { HOLDFAST_BIN, holdfast } from './cli.js';
+import { removeTree } from '../../src/manager/state-file.js';
 
 /** A running daemon and the paths around it. */
 export interface TestDaemon {
@@ -82,27 +83,10 @@ export async function startTestDaemon(units: Record<string, string> = {}, reuse?
         child.kill('SIGTERM');
         await new Promise((r) => child.once('exit', r));
       }
-      await removeDirectory(dir);
+      await removeTree(dir, 50);
       return child.exitCode;
     },
   };
-}
-
-/**
- * Removes a test's directory. A keeper retired by the daemon's clean stop may still write its
- * manifest there for a moment, and rmSync's own retries repeat only the last rmdir, never the
- * files that appeared meanwhile: so the whole removal is tried again.
- */
-export async function removeDirectory(dir: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      rmSync(dir, { recursive: true, force: true });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || attempt >= 50) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
 }
 
 /** Polls `check` until it returns a value other than undefined (bounded; no timing assertion). */

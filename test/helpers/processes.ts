@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** A long sleep as a `child_process` child. */
 export function sleeper(seconds = 600): ChildProcess {
@@ -54,4 +54,18 @@ export async function untilHoldsPidfd(holder: number, target: number, tries = 40
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`process ${holder} never opened a pidfd on ${target}`);
+}
+
+/**
+ * The PID a shell wrote to `path` (`echo $! > path`), once the whole line is there: the shell
+ * creates the file before it writes the number, so an empty or partial file means "not yet".
+ */
+export function writtenPid(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return /^\d+\n$/.test(text) ? Number(text) : undefined;
 }

@@ -6,6 +6,7 @@ import { Pidfd } from '../../src/index.js';
 import { CgroupTree } from '../../src/manager/cgroups.js';
 import type { UnitStatus } from '../../src/manager/types.js';
 import { eventually, startTestDaemon } from '../helpers/daemon.js';
+import { writtenPid } from '../helpers/processes.js';
 
 const probe = CgroupTree.open('/tmp/holdfast-cgroup-probe');
 const unavailable = typeof probe === 'string' ? probe : undefined;
@@ -21,7 +22,7 @@ describe('control groups', () => {
       d.unit('escaper.service', `[Service]\nExecStart=/bin/sh -c 'setsid sleep 600 & echo $! > ${file}; exec sleep 600'\n`);
       await d.call('DaemonReload');
       await d.call('Start', { name: 'escaper' });
-      const pid = await eventually(() => (existsSync(file) ? Number(readFileSync(file, 'utf8')) : undefined), 'the escaped PID');
+      const pid = await eventually(() => writtenPid(file), 'the escaped PID');
       using stray = Pidfd.open(pid);
       const s = (await d.call<{ unit: UnitStatus }>('Status', { name: 'escaper' })).unit;
       assert.ok(s.cgroup !== null && s.cgroup!.endsWith('/escaper.service'), String(s.cgroup));

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { VarlinkClient } from '../../src/api/varlink/index.js';
 import type { ManagerEvent, UnitStatus } from '../../src/manager/types.js';
 import { Pidfd } from '../../src/index.js';
 import { eventually, startTestDaemon, unitStatus, type TestDaemon } from '../helpers/daemon.js';
+import { writtenPid } from '../helpers/processes.js';
 
 const status = unitStatus;
 
@@ -113,7 +114,7 @@ ExecStart=/bin/sh -c 'id -u; id -g; umask; pwd; ulimit -n; ulimit -Hn; echo "$GR
     d.unit('noretry.service', `[Service]\nExecStart=/bin/sh -c 'exit 7'\nRestart=always\nRestartPreventExitStatus=7\n`);
     await d.call('DaemonReload');
     await start(d, 'km');
-    const childPid = await eventually(() => (existsSync(childFile) ? Number(readFileSync(childFile, 'utf8')) : undefined), 'child pid');
+    const childPid = await eventually(() => writtenPid(childFile), 'child pid');
     using child = Pidfd.open(childPid);
     await d.call('Stop', { name: 'km' });
     assert.equal(child.isAlive(), true, 'KillMode=process spares the rest');

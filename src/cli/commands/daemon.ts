@@ -1,10 +1,11 @@
 /** `holdfast daemon` (foreground service manager) and `holdfast up DIR` (the same, in a terminal). */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDaemon, type Daemon } from '../../api/daemon.js';
 import { defaultPaths, ensureOwnDirectory, UnsafeDirectoryError } from '../../manager/paths.js';
+import { removeTree } from '../../manager/state-file.js';
 import type { LogRecord, ManagerEvent, UnitStatus } from '../../manager/types.js';
 import { signalNumber } from '../../pidfd/index.js';
 import { unitName as unitNameOf } from '../client.js';
@@ -252,22 +253,25 @@ left in place, for a look at the logs, when it does not.`,
       socket,
       runtimeDir: work,
       startUnits: 'all',
+      // Subscribed before any unit starts: the first lines of a fast unit are not missed.
+      attach: ({ manager, logs }) => {
+        for (const name of manager.units.keys()) prefix(name);
+        say(`${manager.units.size} unit(s) from ${dir}; control socket ${socket} (HOLDFAST_SOCKET=${socket} holdfast status). Ctrl-C stops everything.`);
+        for (const broken of manager.broken.values()) say(paint('red', `${broken.name} did not load: ${broken.errors.join('; ')}`));
+        logs.on('record', (unit: string, record: LogRecord) => {
+          const text = record.stream === 'stderr' ? paint('red', record.message) : record.stream === 'manager' ? paint('dim', record.message) : record.message;
+          show(`${prefix(unit)} ${text}\n`);
+        });
+        manager.on('event', (event: ManagerEvent) => {
+          // The condition check passes in a blink: showing it would only add a line to every start.
+          if (event.type !== 'state' || event.subState === 'condition') return;
+          const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
+          show(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
+        });
+      },
       log: (level, text) => {
         if (level !== 'info') say(paint(level === 'error' ? 'red' : 'yellow', text));
       },
-    });
-    for (const name of d.manager.units.keys()) prefix(name);
-    say(`${d.manager.units.size} unit(s) from ${dir}; control socket ${socket} (HOLDFAST_SOCKET=${socket} holdfast status). Ctrl-C stops everything.`);
-    for (const broken of d.manager.broken.values()) say(paint('red', `${broken.name} did not load: ${broken.errors.join('; ')}`));
-    d.logs.on('record', (unit: string, record: LogRecord) => {
-      const text = record.stream === 'stderr' ? paint('red', record.message) : record.stream === 'manager' ? paint('dim', record.message) : record.message;
-      show(`${prefix(unit)} ${text}\n`);
-    });
-    d.manager.on('event', (event: ManagerEvent) => {
-      // The condition check passes in a blink: showing it would only add a line to every start.
-      if (event.type !== 'state' || event.subState === 'condition') return;
-      const pid = event.mainProcess === null ? '' : ` (PID ${event.mainProcess.pid}${event.mainProcess.pidfdId === undefined ? '' : `, pidfd id ${event.mainProcess.pidfdId}`})`;
-      show(`${prefix(event.unit)} ${paint('bold', `→ ${event.activeState} (${event.subState})`)}${event.result === 'success' ? '' : ` result ${event.result}`}${pid}\n`);
     });
     const code = await runUntilStopped(d, early, say, {
       foreground: true,
@@ -277,8 +281,8 @@ left in place, for a look at the logs, when it does not.`,
           stop(`the output is gone (${error.code ?? error.message})`);
         }),
     });
-    // The keeper may still be removing its own files there for a moment: retried.
-    if (code === 0) rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    // The daemon's stop waits for its keeper; one slow to end may still write there for a moment.
+    if (code === 0) await removeTree(work).catch((error: Error) => say(`could not remove ${work}: ${error.message}`));
     return code;
   },
 };
