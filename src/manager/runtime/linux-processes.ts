@@ -8,7 +8,7 @@ import { closeSync } from 'node:fs';
 import { hasCode, ProcessRef, type ExitStatus, type Pidfd, type ProcessIdJson } from '../../pidfd/index.js';
 import type { CgroupTree } from '../cgroups.js';
 import type { OutputSink } from '../manager.js';
-import { sessionMembers, sessionOf } from '../session.js';
+import { LiveSessions } from '../session.js';
 import { spawnCommand, type SpawnError } from '../spawner.js';
 import type { ExitWatch } from './exit-watch.js';
 import { mainPidRefusal, openClaim, readPidFile } from './main-pid.js';
@@ -30,6 +30,8 @@ export interface LinuxProcessContext {
   readonly holdCapture: (unit: string, invocationId: string | null) => HoldCapture;
   readonly cgroups: () => CgroupTree | undefined;
   readonly exits: ExitWatch;
+  /** The unit a live process belongs to, if any (its main or control process, its cgroup, its live sessions). */
+  readonly unitOf: (handle: Pidfd) => string | undefined;
 }
 
 /** A process of the unit, held by its pidfd. */
@@ -74,7 +76,7 @@ export class LinuxProcessPort implements ProcessPort {
   readonly #unit: string;
   readonly #context: LinuxProcessContext;
   readonly #note: (level: 'info' | 'warning' | 'error', text: string) => void;
-  readonly #sessions = new Set<number>();
+  readonly #sessions = new LiveSessions();
 
   constructor(unit: string, context: LinuxProcessContext, note: (level: 'info' | 'warning' | 'error', text: string) => void) {
     this.#unit = unit;
@@ -83,7 +85,13 @@ export class LinuxProcessPort implements ProcessPort {
   }
 
   get sessions(): ReadonlySet<number> {
-    return this.#sessions;
+    return new Set(this.#sessions.ids());
+  }
+
+  isMember(handle: Pidfd): boolean {
+    const tree = this.#context.cgroups();
+    if (tree !== undefined) return tree.cgroupOf(handle) === tree.path(this.#unit);
+    return this.#sessions.contains(handle);
   }
 
   newInvocation(): void {
@@ -115,8 +123,9 @@ export class LinuxProcessPort implements ProcessPort {
     const handle = spawned.handle;
     io.attach({ pid: handle.pid, pidfdId: handle.id ?? null });
     if (spawned.unsetVariables.length > 0) this.#note('info', `referenced but unset environment variables: ${spawned.unsetVariables.join(', ')}`);
-    // Every spawned process leads its own session: the session id finds its descendants later.
-    this.#sessions.add(handle.pid);
+    // Every spawned process leads its own session: the session id finds its descendants later,
+    // for as long as the leader, held by pidfd, or another member proves the id still the unit's.
+    this.#sessions.addLeader(handle);
     return { ok: true, process: new PidfdProcess(handle) };
   }
 
@@ -140,7 +149,7 @@ export class LinuxProcessPort implements ProcessPort {
   members(except: readonly HeldProcess[]): Pidfd[] {
     const excluded = new Set(except.map((p) => p.pid));
     const tree = this.#context.cgroups();
-    if (tree === undefined) return sessionMembers(this.#sessions, excluded);
+    if (tree === undefined) return this.#sessions.members(excluded);
     return tree.members(this.#unit).filter((handle) => {
       if (!excluded.has(handle.pid)) return true;
       handle.close();
@@ -202,7 +211,14 @@ export class LinuxProcessPort implements ProcessPort {
   claimMain(claim: MainPidClaim, senderUid: number, control: HeldProcess | undefined): ClaimOutcome {
     const opened = openClaim(claim);
     if (!opened.ok) return opened;
-    const refusal = mainPidRefusal(opened.handle, { self: this.#context.self, controlPid: control?.pid, sessions: this.#sessions, senderUid });
+    const refusal = mainPidRefusal(opened.handle, {
+      self: this.#context.self,
+      controlPid: control?.pid,
+      isMember: (handle) => this.isMember(handle),
+      owner: (handle) => this.#context.unitOf(handle),
+      unit: this.#unit,
+      senderUid,
+    });
     if (refusal !== undefined) {
       opened.handle.close();
       return { ok: false, reason: `PID ${opened.handle.pid}: ${refusal}` };
@@ -211,7 +227,11 @@ export class LinuxProcessPort implements ProcessPort {
   }
 
   readPidFile(path: string): ClaimOutcome | { ok: false; reason: string; retry: true } {
-    const read = readPidFile(path, this.#sessions);
+    const read = readPidFile(path, {
+      isMember: (handle) => this.isMember(handle),
+      owner: (handle) => this.#context.unitOf(handle),
+      unit: this.#unit,
+    });
     if (read.ok) return { ok: true, process: new PidfdProcess(read.handle) };
     return read.retry === true ? { ok: false, reason: read.reason, retry: true } : { ok: false, reason: read.reason };
   }
@@ -219,12 +239,13 @@ export class LinuxProcessPort implements ProcessPort {
   hold(handle: Pidfd, recordedSessions?: readonly number[]): HeldProcess {
     // Recorded session ids are not trusted on their own: while no daemon watched, a session may have
     // ended and its number gone to a stranger. Only the session of a verified, living process counts.
-    const session = recordedSessions === undefined ? undefined : sessionOf(handle);
-    if (session !== undefined && recordedSessions!.includes(session)) this.#sessions.add(session);
+    if (recordedSessions !== undefined) this.#sessions.addSessionOf(handle, recordedSessions);
     return new PidfdProcess(handle);
   }
 
   adoptSession(process: HeldProcess): void {
-    this.#sessions.add(process.pid);
+    // The process's own session, anchored by the process itself: not its PID taken as a session id.
+    const held = process as PidfdProcess;
+    if (!held.handle.closed) this.#sessions.addSessionOf(held.handle);
   }
 }

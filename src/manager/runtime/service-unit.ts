@@ -112,9 +112,14 @@ export class ServiceUnit {
     return this.#state;
   }
 
-  /** Session ids of this unit's processes (for finding the unit of a PID). */
+  /** Session ids of this unit's processes still live (what the state record keeps). */
   get sessions(): ReadonlySet<number> {
     return this.#ports.processes.sessions;
+  }
+
+  /** Whether a live process is one of this unit's (its cgroup, or one of its live sessions), checked through its pidfd. */
+  hasMember(handle: Pidfd): boolean {
+    return this.#ports.processes.isMember(handle);
   }
 
   /** The snapshot `status` and `list` show. */
