@@ -87,6 +87,9 @@ export interface JobOutcome {
   serviceResult: string;
 }
 
+/** Notifications kept while the units are picked up from a previous daemon. */
+const PENDING_NOTIFY_MAX = 4096;
+
 /** The service manager. */
 export class Manager extends EventEmitter {
   /** Loaded units and the ones that would not load; also the graph the job engine reads. */
@@ -424,7 +427,9 @@ export class Manager extends EventEmitter {
   #onNotify(message: NotifyMessage): void {
     // Until the units are picked up from the previous daemon, their processes cannot be recognised.
     if (this.#pendingNotify !== undefined) {
-      this.#pendingNotify.push(message);
+      // Bounded: anyone may send, and the queue lives only until the restore is done.
+      if (this.#pendingNotify.length < PENDING_NOTIFY_MAX) this.#pendingNotify.push(message);
+      else this.#options.notify?.logAboutSender(message.sender, 'warning', `notification from PID ${message.sender.pid} dropped: ${PENDING_NOTIFY_MAX} wait for the units to be picked up`);
       return;
     }
     const ref = new ProcessRef(message.sender.pid, message.sender.pidfdId, message.sender.pidfdId === undefined ? undefined : bootId());
@@ -451,7 +456,8 @@ export class Manager extends EventEmitter {
       }
     }
     if (target === undefined) {
-      this.#log('warning', `notification from PID ${message.sender.pid}, which belongs to no unit; ignored`);
+      // Anyone may send to the socket: what strangers provoke goes through their uid's rate limit.
+      this.#options.notify?.logAboutSender(message.sender, 'warning', `notification from PID ${message.sender.pid} (UID ${message.sender.uid}), which belongs to no unit; ignored`);
       return;
     }
     target.handleNotify(message, origin);
