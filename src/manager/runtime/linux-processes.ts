@@ -14,7 +14,9 @@ import type { ExitWatch } from './exit-watch.js';
 import { mainPidRefusal, openClaim, readPidFile } from './main-pid.js';
 import type { ClaimOutcome, HeldProcess, MainPidClaim, ProcessPort, SpawnOutcome, SpawnRequest } from './ports.js';
 import { isRefusal, planSpawn, type SpawnContext } from './spawn-environment.js';
-import { makeIo, type HoldCapture } from './stdio.js';
+import { makeIo, type HoldCapture, type UnitUser } from './stdio.js';
+import type { ServiceSection } from '../../unit/index.js';
+import { groupsOf, lookupUser } from '../users.js';
 
 /** systemd's exit code when the standard fds cannot be set up (209/STDOUT). */
 const EXIT_STDOUT = 209;
@@ -32,6 +34,13 @@ export interface LinuxProcessContext {
   readonly exits: ExitWatch;
   /** The unit a live process belongs to, if any (its main or control process, its cgroup, its live sessions). */
   readonly unitOf: (handle: Pidfd) => string | undefined;
+}
+
+/** The user of a unit with User= (already known to exist: the spawn plan looked it up), else undefined. */
+function unitUser(service: ServiceSection): UnitUser | undefined {
+  if (service.user === undefined) return undefined;
+  const account = lookupUser(service.user);
+  return { uid: account.uid, gid: account.gid, groups: groupsOf(account) };
 }
 
 /** A process of the unit, held by its pidfd. */
@@ -104,7 +113,7 @@ export class LinuxProcessPort implements ProcessPort {
     const service = request.config.service;
     let io;
     try {
-      io = makeIo(this.#unit, request.env.invocationId, service, this.#context.logs, this.#context.holdCapture(this.#unit, request.env.invocationId));
+      io = makeIo(this.#unit, request.env.invocationId, service, this.#context.logs, this.#context.holdCapture(this.#unit, request.env.invocationId), unitUser(service));
     } catch (error) {
       return { ok: false, exitCode: EXIT_STDOUT, result: 'exit-code', message: `setting up standard input/output failed: ${(error as Error).message}` };
     }
