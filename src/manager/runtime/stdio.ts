@@ -2,7 +2,7 @@
  * A spawned process's standard fds: /dev/null, files, or pipes into the log store (StandardInput=,
  * StandardOutput=, StandardError=). Our copies of the child's ends are closed right after the spawn.
  */
-import { closeSync, fchownSync, fstatSync, ftruncateSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync, constants as fsConstants, type Stats } from 'node:fs';
+import { closeSync, fchownSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync, constants as fsConstants, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ServiceSection } from '../../unit/index.js';
 import type { CaptureHandle, OutputSink } from '../manager.js';
@@ -41,13 +41,30 @@ function writableBy(stats: Stats, user: UnitUser): boolean {
   return (stats.mode & 0o002) !== 0;
 }
 
-/** The directories a path is looked up through, outermost first ('/', '/a', '/a/b' for '/a/b/c'). */
-function ancestors(path: string): string[] {
-  const out: string[] = [];
-  for (let dir = dirname(path); ; dir = dirname(dir)) {
-    out.unshift(dir);
-    if (dir === dirname(dir)) return out;
+const S_ISVTX = 0o1000;
+
+/**
+ * Whether `user` can change what `path` leads to: some directory on the way is one the user may
+ * write, and the name looked up in it is not protected from them (in a sticky directory such as
+ * /tmp, only names the user owns, or that do not exist yet, are theirs to replace).
+ */
+function userMayRedirect(path: string, user: UnitUser): boolean {
+  for (let name = path, dir = dirname(path); name !== dir; name = dir, dir = dirname(dir)) {
+    let stats: Stats;
+    try {
+      stats = statSync(dir);
+    } catch {
+      continue;
+    }
+    if (!writableBy(stats, user)) continue;
+    if ((stats.mode & S_ISVTX) === 0 || stats.uid === user.uid) return true;
+    try {
+      if (lstatSync(name).uid === user.uid) return true;
+    } catch {
+      return true;
+    }
   }
+  return false;
 }
 
 /**
@@ -60,13 +77,7 @@ function openForUser(path: string, flags: number, user: UnitUser): number {
   const refuse = (why: string): never => {
     throw new StdioPathRefused(`refusing ${path}: ${why}`);
   };
-  const userControlsPath = ancestors(path).some((dir) => {
-    try {
-      return writableBy(statSync(dir), user);
-    } catch {
-      return false;
-    }
-  });
+  const userControlsPath = userMayRedirect(path, user);
   const safeFlags = flags | O_CLOEXEC | fsConstants.O_NOFOLLOW | fsConstants.O_NOCTTY;
   if (!userControlsPath) {
     try {
