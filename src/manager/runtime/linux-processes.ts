@@ -8,7 +8,7 @@ import { closeSync } from 'node:fs';
 import { hasCode, ProcessRef, type ExitStatus, type Pidfd, type ProcessIdJson } from '../../pidfd/index.js';
 import type { CgroupTree } from '../cgroups.js';
 import type { OutputSink } from '../manager.js';
-import { LiveSessions } from '../session.js';
+import { LiveSessions, sessionOf } from '../session.js';
 import { spawnCommand, type SpawnError } from '../spawner.js';
 import type { ExitWatch } from './exit-watch.js';
 import { mainPidRefusal, openClaim, readPidFile } from './main-pid.js';
@@ -253,8 +253,9 @@ export class LinuxProcessPort implements ProcessPort {
   }
 
   adoptSession(process: HeldProcess): void {
-    // The process's own session, anchored by the process itself: not its PID taken as a session id.
+    // Only a session the new main process leads (a daemon that forked and called setsid()), held by
+    // pidfd: never a session it merely sits in, which may be a login's or another service's.
     const held = process as PidfdProcess;
-    if (!held.handle.closed) this.#sessions.addSessionOf(held.handle);
+    if (!held.handle.closed && sessionOf(held.handle) === held.pid) this.#sessions.addSessionOf(held.handle);
   }
 }
