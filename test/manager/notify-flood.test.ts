@@ -5,7 +5,9 @@ import { spawn } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { join } from 'node:path';
+import { ServiceUnit } from '../../src/manager/runtime/service-unit.js';
 import { eventually, startTestDaemon } from '../helpers/daemon.js';
+import { FakeWorld, serviceConfig } from '../helpers/fake-ports.js';
 import { childExit } from '../helpers/processes.js';
 import { createTestUser, testUsersUnsupported } from '../helpers/users.js';
 
@@ -58,5 +60,23 @@ describe('a stranger flooding the notify socket', () => {
       await d.stop();
       stranger.remove();
     }
+  });
+});
+
+describe('a unit\'s own processes flooding it with notifications', () => {
+  it('lines a notification provokes are rate-limited per unit, with the count of the rest', () => {
+    const world = new FakeWorld();
+    const unit = new ServiceUnit(serviceConfig('n.service', '[Service]\nType=notify\nNotifyAccess=main\nExecStart=/bin/server\n'), world);
+    void unit.start();
+    const child = world.table.add(4242);
+    const datagram = { assignments: [['READY', '1']] as [string, string][], takeFds: () => [], sender: { pid: child.pid, uid: 1000 } };
+    for (let i = 0; i < 1000; i++) unit.handleNotify(datagram, 'other');
+    const refused = (): number => world.events.logs.filter((l) => /refused \(NotifyAccess=main/.test(l.text)).length;
+    assert.equal(refused(), 10);
+    world.clock.advance(10_000);
+    unit.handleNotify(datagram, 'other');
+    assert.equal(refused(), 11, 'a new window lets lines through again');
+    assert.ok(world.events.logs.some((l) => /^notifications: suppressed 990 more similar log lines/.test(l.text)), JSON.stringify(world.events.logs.slice(-3)));
+    unit.dispose();
   });
 });

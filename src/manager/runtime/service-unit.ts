@@ -437,6 +437,7 @@ export class ServiceUnit {
 
   /** Stops timers and watches so the daemon can exit (processes are left to the caller). */
   dispose(): void {
+    this.#notifyLog.dispose();
     this.#held.dispose();
     this.#scope?.dispose();
   }
