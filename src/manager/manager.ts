@@ -15,7 +15,6 @@ import type { NotifyMessage, NotifyServer } from './notify-server.js';
 import type { Keeper, RecoveredFd } from './keeper/keeper.js';
 import { logPipeKey } from './keeper/protocol.js';
 import { Enablement } from './enablement.js';
-import { sessionOf } from './session.js';
 import { JobRunner, type JobEnd, type JobTarget, type RequestType } from './jobs/index.js';
 import { UnitRegistry, type BrokenUnit } from './registry.js';
 import { restoreUnits } from './restore.js';
@@ -87,6 +86,9 @@ export interface JobOutcome {
   subState: string;
   serviceResult: string;
 }
+
+/** Notifications kept while the units are picked up from a previous daemon. */
+const PENDING_NOTIFY_MAX = 4096;
 
 /** The service manager. */
 export class Manager extends EventEmitter {
@@ -374,7 +376,11 @@ export class Manager extends EventEmitter {
     return all.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** The unit a process belongs to, checked against its pidfd. */
+  /**
+   * The unit a live process belongs to, checked against its pidfd: its main or control process, else
+   * its cgroup where there are cgroups, else one of its sessions that is still live (never a
+   * session number whose processes have all ended, which the kernel may have handed out again).
+   */
   unitOfProcess(handle: Pidfd): ServiceUnit | undefined {
     const ref = ProcessRef.of(handle);
     for (const unit of this.units.values()) if (unit.owns(ref) !== undefined) return unit;
@@ -382,10 +388,9 @@ export class Manager extends EventEmitter {
       // One read of the process's own cgroup, instead of listing every unit's members.
       const path = this.cgroups.cgroupOf(handle);
       if (path !== undefined) for (const unit of this.units.values()) if (this.cgroups.path(unit.name) === path) return unit;
+      return undefined;
     }
-    const session = sessionOf(handle);
-    if (session === undefined) return undefined;
-    for (const unit of this.units.values()) if (unit.sessions.has(session)) return unit;
+    for (const unit of this.units.values()) if (unit.hasMember(handle)) return unit;
     return undefined;
   }
 
@@ -422,7 +427,9 @@ export class Manager extends EventEmitter {
   #onNotify(message: NotifyMessage): void {
     // Until the units are picked up from the previous daemon, their processes cannot be recognised.
     if (this.#pendingNotify !== undefined) {
-      this.#pendingNotify.push(message);
+      // Bounded: anyone may send, and the queue lives only until the restore is done.
+      if (this.#pendingNotify.length < PENDING_NOTIFY_MAX) this.#pendingNotify.push(message);
+      else this.#options.notify?.logAboutSender(message.sender, 'warning', `notification from PID ${message.sender.pid} dropped: ${PENDING_NOTIFY_MAX} wait for the units to be picked up`);
       return;
     }
     const ref = new ProcessRef(message.sender.pid, message.sender.pidfdId, message.sender.pidfdId === undefined ? undefined : bootId());
@@ -449,7 +456,8 @@ export class Manager extends EventEmitter {
       }
     }
     if (target === undefined) {
-      this.#log('warning', `notification from PID ${message.sender.pid}, which belongs to no unit; ignored`);
+      // Anyone may send to the socket: what strangers provoke goes through their uid's rate limit.
+      this.#options.notify?.logAboutSender(message.sender, 'warning', `notification from PID ${message.sender.pid} (UID ${message.sender.uid}), which belongs to no unit; ignored`);
       return;
     }
     target.handleNotify(message, origin);
@@ -469,6 +477,7 @@ export class Manager extends EventEmitter {
       persist: () => this.#schedulePersist(),
       emit: (event) => this.emit('event', event),
       note: (unit, level, text) => this.#noteUnit(unit, level, text),
+      unitOf: (handle) => this.unitOfProcess(handle)?.name,
     });
   }
 

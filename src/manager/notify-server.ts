@@ -16,7 +16,7 @@ import { features } from '../pidfd/features.js';
 import { Pidfd } from '../pidfd/pidfd.js';
 import { parseNotifySocket, type NotifyAddress } from '../service/notify-socket.js';
 import { closeQuietly, NotifyMessage, NOTIFY_BUFFER_MAX, parseNotifyText, type NotifySender } from './notify-message.js';
-import { RateLimitedLog, safeLog, stderrLogger, type Logger, type RateLimitOptions } from './rate-limited-log.js';
+import { KeyedRateLimitedLog, safeLog, stderrLogger, type Logger, type LogLevel, type RateLimitOptions } from './rate-limited-log.js';
 
 export { NotifyMessage, parseErrno, parseNotifyUsec, isValidFdName, parseNotifyText, NOTIFY_BUFFER_MAX, NOTIFY_FD_MAX, type NotifySender } from './notify-message.js';
 
@@ -38,7 +38,7 @@ export interface NotifyServerOptions {
   receiveBufferBytes?: number;
   /** Permissions of the socket file (default 0o777: services running as any user may notify; see below). */
   mode?: number;
-  /** Limit for lines that senders can provoke (default at most 10 per 10 s). */
+  /** Limit for lines that senders can provoke, per sender uid (default at most 10 per 10 s). */
   logRateLimit?: RateLimitOptions;
   /** Datagrams handled per wake-up of the event loop before yielding to other work (default 256). */
   batchSize?: number;
@@ -88,7 +88,7 @@ export class NotifyServer {
 
   readonly #address: NotifyAddress;
   readonly #log: Logger;
-  readonly #limited: RateLimitedLog;
+  readonly #limited: KeyedRateLimitedLog<number | 'unknown'>;
   readonly #batch: number;
   readonly #passPidfd: boolean;
   #fd: number;
@@ -102,7 +102,8 @@ export class NotifyServer {
     this.#address = address;
     this.path = address.text;
     this.#log = options.log ?? stderrLogger;
-    this.#limited = new RateLimitedLog(this.#log, '', options.logRateLimit);
+    // Per sender uid: one user flooding the socket spends its own budget, not everyone's.
+    this.#limited = new KeyedRateLimitedLog(this.#log, (uid) => (uid === 'unknown' ? 'from senders without credentials: ' : `from UID ${uid}: `), options.logRateLimit);
     this.#batch = options.batchSize ?? DEFAULT_BATCH;
     this.onMessage = options.onMessage;
     this.#socketId = socketId;
@@ -239,6 +240,14 @@ export class NotifyServer {
     this.#receive(this.#batch);
   }
 
+  /**
+   * Logs a line about a message's sender through that sender's rate limit (shared with the
+   * server's own lines about it): for what a handler finds wrong with a message anyone can send.
+   */
+  logAboutSender(sender: { readonly uid: number }, level: LogLevel, text: string): void {
+    this.#limited.write(sender.uid, level, text);
+  }
+
   #receive(limit: number): number {
     if (this.#draining || this.#fd < 0) return 0;
     this.#draining = true;
@@ -266,10 +275,12 @@ export class NotifyServer {
 
   #dispatch(raw: RawMessage): void {
     const from = raw.creds === null ? 'an unknown sender' : `PID ${raw.creds.pid}`;
+    const uid = raw.creds === null ? 'unknown' : raw.creds.uid;
+    const limited = { write: (level: LogLevel, text: string): boolean => this.#limited.write(uid, level, text) };
     const reject = (why: string): void => {
       this.#stats.dropped++;
       closeAll(raw);
-      this.#limited.write('warning', `dropped a datagram from ${from}: ${why}`);
+      limited.write('warning', `dropped a datagram from ${from}: ${why}`);
     };
     if (raw.truncated) return reject(`it is larger than ${NOTIFY_BUFFER_MAX} bytes`);
     if (raw.controlTruncated) return reject('its control data was truncated (too many fds sent?)');
@@ -287,27 +298,27 @@ export class NotifyServer {
       return;
     }
     if (parsed.invalidUtf8 > 0) {
-      this.#limited.write('debug', `ignored ${parsed.invalidUtf8} line(s) that are not valid UTF-8 in a message from ${from}`);
+      limited.write('debug', `ignored ${parsed.invalidUtf8} line(s) that are not valid UTF-8 in a message from ${from}`);
     }
 
     const sender = makeSender(raw);
     const message = new NotifyMessage(parsed.assignments, sender, raw.fds);
     const handler = this.onMessage;
     if (handler === undefined) {
-      this.#limited.write('debug', `no handler, ignoring a message from ${from}`);
+      limited.write('debug', `no handler, ignoring a message from ${from}`);
     } else {
       this.#stats.delivered++;
       try {
         handler(message);
       } catch (error) {
         this.#stats.handlerErrors++;
-        this.#limited.write('error', `the handler failed on a message from ${from}: ${(error as Error)?.stack ?? String(error)}`);
+        limited.write('error', `the handler failed on a message from ${from}: ${(error as Error)?.stack ?? String(error)}`);
       }
     }
     const closed = message.release();
     if (closed > 0) {
       this.#stats.fdsClosed += closed;
-      this.#limited.write('warning', `got ${closed} extra fd${closed === 1 ? '' : 's'} with a message from ${from}, closed ${closed === 1 ? 'it' : 'them'}`);
+      limited.write('warning', `got ${closed} extra fd${closed === 1 ? '' : 's'} with a message from ${from}, closed ${closed === 1 ? 'it' : 'them'}`);
     }
   }
 }

@@ -107,3 +107,62 @@ export function safeLog(log: Logger, level: LogLevel, text: string): void {
 export const stderrLogger: Logger = (level, text) => {
   if (level === 'warning' || level === 'error') process.stderr.write(`holdfast: ${level}: ${text}\n`);
 };
+
+/** Options of {@link KeyedRateLimitedLog}. */
+export interface KeyedRateLimitOptions extends RateLimitOptions {
+  /** Senders tracked at once; the longest unheard is flushed and forgotten beyond this. Default 64. */
+  maxKeys?: number;
+}
+
+/**
+ * One {@link RateLimitedLog} per sender (a uid, say), so that one flooding sender spends only its
+ * own budget: others' lines still get through, and the summary says whose lines were dropped.
+ * At most `maxKeys` senders are tracked, so a stranger cycling through uids bounds the memory too.
+ */
+export class KeyedRateLimitedLog<K extends string | number> {
+  readonly #log: Logger;
+  readonly #prefix: (key: K) => string;
+  readonly #options: RateLimitOptions;
+  readonly #maxKeys: number;
+  readonly #now: () => number;
+  readonly #limits = new Map<K, RateLimitedLog>();
+
+  /** @param prefix the summary line's prefix for one sender (e.g. `notify from UID 1000: `). */
+  constructor(log: Logger, prefix: (key: K) => string, options: KeyedRateLimitOptions = {}, now: () => number = Date.now) {
+    this.#log = log;
+    this.#prefix = prefix;
+    const { maxKeys, ...rest } = options;
+    this.#options = rest;
+    this.#maxKeys = maxKeys ?? 64;
+    this.#now = now;
+  }
+
+  /** Logs `text` for `key` unless that sender's budget is spent; returns whether it went out. */
+  write(key: K, level: LogLevel, text: string): boolean {
+    let limit = this.#limits.get(key);
+    if (limit === undefined) {
+      if (this.#limits.size >= this.#maxKeys) {
+        const [oldest, old] = this.#limits.entries().next().value as [K, RateLimitedLog];
+        old.dispose();
+        this.#limits.delete(oldest);
+      }
+      limit = new RateLimitedLog(this.#log, this.#prefix(key), this.#options, this.#now);
+    } else this.#limits.delete(key);
+    // Most recently heard last: the first entry is the one to forget.
+    this.#limits.set(key, limit);
+    return limit.write(level, text);
+  }
+
+  /** Lines suppressed and not yet reported, over every sender. */
+  get suppressed(): number {
+    let total = 0;
+    for (const limit of this.#limits.values()) total += limit.suppressed;
+    return total;
+  }
+
+  /** Reports every pending count and forgets every sender. */
+  dispose(): void {
+    for (const limit of this.#limits.values()) limit.dispose();
+    this.#limits.clear();
+  }
+}

@@ -131,6 +131,9 @@ export class FakeProcessTable {
     const table = this;
     return {
       sessions: table.sessions,
+      isMember(handle: Pidfd) {
+        return table.members.has(handle.pid) && table.processes.get(handle.pid)?.alive === true;
+      },
       newInvocation() {
         table.sessions.clear();
       },

@@ -433,7 +433,7 @@ send(b'X_FLOOD_DONE=1')
       server.close(); // reports what is still suppressed
     }
     const dropLines = inbox.logLines(/^dropped a datagram/);
-    const summaries = inbox.logLines(/^suppressed \d+ more/);
+    const summaries = inbox.logLines(/^from UID \d+: suppressed \d+ more/);
     const suppressed = summaries.reduce((sum, line) => sum + Number(/suppressed (\d+)/.exec(line)![1]), 0);
     // Every dropped datagram is either logged or counted in a summary, and the lines are few.
     assert.equal(dropLines.length + suppressed, 10000);

@@ -34,6 +34,8 @@ export interface LinuxHostOptions {
   readonly emit: (event: ManagerEvent) => void;
   /** A line about a unit, for the daemon's log, the unit's log and subscribers. */
   readonly note: (unit: PortedUnit, level: 'info' | 'warning' | 'error', text: string) => void;
+  /** The unit a live process belongs to, if any: no unit may take another's process as its own. */
+  readonly unitOf: (handle: Pidfd) => string | undefined;
 }
 
 /** The manager's host: real ports for each unit. */
@@ -51,6 +53,7 @@ export class LinuxHost implements UnitHost {
       holdCapture: (unit, invocationId) => (capture) => options.holdCapture(unit, capture, invocationId),
       cgroups: options.cgroups,
       exits,
+      unitOf: options.unitOf,
     };
   }
 

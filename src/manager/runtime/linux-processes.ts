@@ -8,13 +8,15 @@ import { closeSync } from 'node:fs';
 import { hasCode, ProcessRef, type ExitStatus, type Pidfd, type ProcessIdJson } from '../../pidfd/index.js';
 import type { CgroupTree } from '../cgroups.js';
 import type { OutputSink } from '../manager.js';
-import { sessionMembers, sessionOf } from '../session.js';
+import { LiveSessions, sessionOf } from '../session.js';
 import { spawnCommand, type SpawnError } from '../spawner.js';
 import type { ExitWatch } from './exit-watch.js';
 import { mainPidRefusal, openClaim, readPidFile } from './main-pid.js';
 import type { ClaimOutcome, HeldProcess, MainPidClaim, ProcessPort, SpawnOutcome, SpawnRequest } from './ports.js';
 import { isRefusal, planSpawn, type SpawnContext } from './spawn-environment.js';
-import { makeIo, type HoldCapture } from './stdio.js';
+import { makeIo, type HoldCapture, type UnitUser } from './stdio.js';
+import type { ServiceSection } from '../../unit/index.js';
+import { groupsOf, lookupUser } from '../users.js';
 
 /** systemd's exit code when the standard fds cannot be set up (209/STDOUT). */
 const EXIT_STDOUT = 209;
@@ -30,6 +32,15 @@ export interface LinuxProcessContext {
   readonly holdCapture: (unit: string, invocationId: string | null) => HoldCapture;
   readonly cgroups: () => CgroupTree | undefined;
   readonly exits: ExitWatch;
+  /** The unit a live process belongs to, if any (its main or control process, its cgroup, its live sessions). */
+  readonly unitOf: (handle: Pidfd) => string | undefined;
+}
+
+/** The user of a unit with User= (already known to exist: the spawn plan looked it up), else undefined. */
+function unitUser(service: ServiceSection): UnitUser | undefined {
+  if (service.user === undefined) return undefined;
+  const account = lookupUser(service.user);
+  return { uid: account.uid, gid: account.gid, groups: groupsOf(account) };
 }
 
 /** A process of the unit, held by its pidfd. */
@@ -74,7 +85,7 @@ export class LinuxProcessPort implements ProcessPort {
   readonly #unit: string;
   readonly #context: LinuxProcessContext;
   readonly #note: (level: 'info' | 'warning' | 'error', text: string) => void;
-  readonly #sessions = new Set<number>();
+  readonly #sessions = new LiveSessions();
 
   constructor(unit: string, context: LinuxProcessContext, note: (level: 'info' | 'warning' | 'error', text: string) => void) {
     this.#unit = unit;
@@ -83,7 +94,13 @@ export class LinuxProcessPort implements ProcessPort {
   }
 
   get sessions(): ReadonlySet<number> {
-    return this.#sessions;
+    return new Set(this.#sessions.ids());
+  }
+
+  isMember(handle: Pidfd): boolean {
+    const tree = this.#context.cgroups();
+    if (tree !== undefined) return tree.cgroupOf(handle) === tree.path(this.#unit);
+    return this.#sessions.contains(handle);
   }
 
   newInvocation(): void {
@@ -96,7 +113,7 @@ export class LinuxProcessPort implements ProcessPort {
     const service = request.config.service;
     let io;
     try {
-      io = makeIo(this.#unit, request.env.invocationId, service, this.#context.logs, this.#context.holdCapture(this.#unit, request.env.invocationId));
+      io = makeIo(this.#unit, request.env.invocationId, service, this.#context.logs, this.#context.holdCapture(this.#unit, request.env.invocationId), unitUser(service));
     } catch (error) {
       return { ok: false, exitCode: EXIT_STDOUT, result: 'exit-code', message: `setting up standard input/output failed: ${(error as Error).message}` };
     }
@@ -115,8 +132,9 @@ export class LinuxProcessPort implements ProcessPort {
     const handle = spawned.handle;
     io.attach({ pid: handle.pid, pidfdId: handle.id ?? null });
     if (spawned.unsetVariables.length > 0) this.#note('info', `referenced but unset environment variables: ${spawned.unsetVariables.join(', ')}`);
-    // Every spawned process leads its own session: the session id finds its descendants later.
-    this.#sessions.add(handle.pid);
+    // Every spawned process leads its own session: the session id finds its descendants later,
+    // for as long as the leader, held by pidfd, or another member proves the id still the unit's.
+    this.#sessions.addLeader(handle);
     return { ok: true, process: new PidfdProcess(handle) };
   }
 
@@ -140,7 +158,7 @@ export class LinuxProcessPort implements ProcessPort {
   members(except: readonly HeldProcess[]): Pidfd[] {
     const excluded = new Set(except.map((p) => p.pid));
     const tree = this.#context.cgroups();
-    if (tree === undefined) return sessionMembers(this.#sessions, excluded);
+    if (tree === undefined) return this.#sessions.members(excluded);
     return tree.members(this.#unit).filter((handle) => {
       if (!excluded.has(handle.pid)) return true;
       handle.close();
@@ -202,7 +220,14 @@ export class LinuxProcessPort implements ProcessPort {
   claimMain(claim: MainPidClaim, senderUid: number, control: HeldProcess | undefined): ClaimOutcome {
     const opened = openClaim(claim);
     if (!opened.ok) return opened;
-    const refusal = mainPidRefusal(opened.handle, { self: this.#context.self, controlPid: control?.pid, sessions: this.#sessions, senderUid });
+    const refusal = mainPidRefusal(opened.handle, {
+      self: this.#context.self,
+      controlPid: control?.pid,
+      isMember: (handle) => this.isMember(handle),
+      owner: (handle) => this.#context.unitOf(handle),
+      unit: this.#unit,
+      senderUid,
+    });
     if (refusal !== undefined) {
       opened.handle.close();
       return { ok: false, reason: `PID ${opened.handle.pid}: ${refusal}` };
@@ -211,7 +236,11 @@ export class LinuxProcessPort implements ProcessPort {
   }
 
   readPidFile(path: string): ClaimOutcome | { ok: false; reason: string; retry: true } {
-    const read = readPidFile(path, this.#sessions);
+    const read = readPidFile(path, {
+      isMember: (handle) => this.isMember(handle),
+      owner: (handle) => this.#context.unitOf(handle),
+      unit: this.#unit,
+    });
     if (read.ok) return { ok: true, process: new PidfdProcess(read.handle) };
     return read.retry === true ? { ok: false, reason: read.reason, retry: true } : { ok: false, reason: read.reason };
   }
@@ -219,12 +248,14 @@ export class LinuxProcessPort implements ProcessPort {
   hold(handle: Pidfd, recordedSessions?: readonly number[]): HeldProcess {
     // Recorded session ids are not trusted on their own: while no daemon watched, a session may have
     // ended and its number gone to a stranger. Only the session of a verified, living process counts.
-    const session = recordedSessions === undefined ? undefined : sessionOf(handle);
-    if (session !== undefined && recordedSessions!.includes(session)) this.#sessions.add(session);
+    if (recordedSessions !== undefined) this.#sessions.addSessionOf(handle, recordedSessions);
     return new PidfdProcess(handle);
   }
 
   adoptSession(process: HeldProcess): void {
-    this.#sessions.add(process.pid);
+    // Only a session the new main process leads (a daemon that forked and called setsid()), held by
+    // pidfd: never a session it merely sits in, which may be a login's or another service's.
+    const held = process as PidfdProcess;
+    if (!held.handle.closed && sessionOf(held.handle) === held.pid) this.#sessions.addSessionOf(held.handle);
   }
 }

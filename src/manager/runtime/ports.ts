@@ -71,8 +71,13 @@ export interface ProcessPort {
   hold(handle: Pidfd, recordedSessions?: readonly number[]): HeldProcess;
   /** A process that became the main process by `MAINPID=` or PIDFile=: its session is the unit's too. */
   adoptSession(process: HeldProcess): void;
-  /** Session ids of the unit's processes (how they are found without cgroups). */
+  /**
+   * Session ids of the unit's processes (how they are found without cgroups): only sessions still
+   * live and proven the unit's through a pidfd, never a number whose session has ended.
+   */
   readonly sessions: ReadonlySet<number>;
+  /** Whether a live process is the unit's: in its cgroup where there is one, else in one of its live sessions. */
+  isMember(handle: Pidfd): boolean;
   /** A new invocation begins: what earlier ones spawned is no longer looked for. */
   newInvocation(): void;
 }

@@ -21,6 +21,7 @@ import type { HeldProcess, UnitHost, UnitPorts } from './ports.js';
 import type { RecoveredControl } from './recovered.js';
 import { DriverHandles, runEffects } from './driver-handles.js';
 import { ScopeRun } from './scope.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
 
 export type { JobResult } from '../machines/service-protocol.js';
 export type { RecoveredControl } from './recovered.js';
@@ -48,6 +49,9 @@ export class ServiceUnit {
   readonly #held: DriverHandles<ServiceTimer>;
   readonly #queue: Queued[] = [];
   #stepping = false;
+  /** Whether the step running is a notification's (its log lines go through {@link #notifyLog}). */
+  #inNotifyStep = false;
+  readonly #notifyLog: RateLimitedLog;
   #candidates: Candidates | undefined;
   readonly #jobWaiters: Record<JobKind, ((result: JobResult) => void)[]> = { start: [], stop: [], reload: [] };
   #stateWaiters: (() => void)[] = [];
@@ -60,6 +64,8 @@ export class ServiceUnit {
     this.transient = transient;
     this.#ports = host.portsFor(this);
     this.#held = new DriverHandles(this.#ports);
+    const events = this.#ports.events;
+    this.#notifyLog = new RateLimitedLog((level, text) => events.log(level === 'debug' ? 'info' : level, text), 'notifications: ', {}, () => this.#ports.clock.now());
     this.stateChangeTimestamp = this.#ports.clock.wallNow();
   }
 
@@ -112,9 +118,14 @@ export class ServiceUnit {
     return this.#state;
   }
 
-  /** Session ids of this unit's processes (for finding the unit of a PID). */
+  /** Session ids of this unit's processes still live (what the state record keeps). */
   get sessions(): ReadonlySet<number> {
     return this.#ports.processes.sessions;
+  }
+
+  /** Whether a live process is one of this unit's (its cgroup, or one of its live sessions), checked through its pidfd. */
+  hasMember(handle: Pidfd): boolean {
+    return this.#ports.processes.isMember(handle);
   }
 
   /** The snapshot `status` and `list` show. */
@@ -235,7 +246,12 @@ export class ServiceUnit {
     if (event.type === 'exited') this.#held.release(event.slot);
     const { state, effects } = serviceStep(this.config, this.#state, event);
     this.#state = state;
-    this.#apply(effects, entry.candidates);
+    this.#inNotifyStep = event.type === 'notify';
+    try {
+      this.#apply(effects, entry.candidates);
+    } finally {
+      this.#inNotifyStep = false;
+    }
   }
 
   /** Runs one step's effects; a process found for the step that the machine did not adopt is let go. */
@@ -307,7 +323,9 @@ export class ServiceUnit {
       case 'emit-state':
         return this.#stateEntered(effect.activeState, effect.subState, effect.result);
       case 'log':
-        ports.events.log(effect.level, effect.text);
+        // What a notification provokes, the unit's processes can provoke once per datagram: rate-limited.
+        if (this.#inNotifyStep) this.#notifyLog.write(effect.level, effect.text);
+        else ports.events.log(effect.level, effect.text);
         return;
       case 'job-done': {
         const waiters = this.#jobWaiters[effect.job].splice(0);
@@ -419,6 +437,7 @@ export class ServiceUnit {
 
   /** Stops timers and watches so the daemon can exit (processes are left to the caller). */
   dispose(): void {
+    this.#notifyLog.dispose();
     this.#held.dispose();
     this.#scope?.dispose();
   }

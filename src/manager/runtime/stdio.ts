@@ -2,7 +2,7 @@
  * A spawned process's standard fds: /dev/null, files, or pipes into the log store (StandardInput=,
  * StandardOutput=, StandardError=). Our copies of the child's ends are closed right after the spawn.
  */
-import { closeSync, mkdirSync, openSync, constants as fsConstants } from 'node:fs';
+import { closeSync, fchownSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readlinkSync, statSync, unlinkSync, constants as fsConstants, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ServiceSection } from '../../unit/index.js';
 import type { CaptureHandle, OutputSink } from '../manager.js';
@@ -22,12 +22,120 @@ export type HoldCapture = (capture: CaptureHandle) => (writer: { pid: number; pi
 /** Linux's O_CLOEXEC: fds the daemon opens must not leak into other services. */
 const O_CLOEXEC = 0o2000000;
 
-/** Opens the fds one spawn of `unit` needs. */
-export function makeIo(unit: string, invocationId: string | null, service: ServiceSection, logs: OutputSink, hold: HoldCapture): SpawnIo {
+/** The user a unit runs as (User=), whose say over a path must not turn the daemon's open against others. */
+export interface UnitUser {
+  readonly uid: number;
+  readonly gid: number;
+  readonly groups: readonly number[];
+}
+
+/** A path the daemon refuses to open for a unit, and why (systemd's 209/STDOUT). */
+export class StdioPathRefused extends Error {
+  override readonly name = 'StdioPathRefused';
+}
+
+/** Whether `user` may create, remove or rename entries in a directory with these stats. */
+function writableBy(stats: Stats, user: UnitUser): boolean {
+  if (user.uid === 0 || stats.uid === user.uid) return true;
+  if ((stats.mode & 0o020) !== 0 && (stats.gid === user.gid || user.groups.includes(stats.gid))) return true;
+  return (stats.mode & 0o002) !== 0;
+}
+
+const S_ISVTX = 0o1000;
+
+/**
+ * Whether `user` can change what `path` leads to: some directory on the way is one the user may
+ * write, and the name looked up in it is not protected from them (in a sticky directory such as
+ * /tmp, only names the user owns, or that do not exist yet, are theirs to replace).
+ */
+function userMayRedirect(path: string, user: UnitUser): boolean {
+  for (let name = path, dir = dirname(path); name !== dir; name = dir, dir = dirname(dir)) {
+    let stats: Stats;
+    try {
+      stats = statSync(dir);
+    } catch {
+      continue;
+    }
+    if (!writableBy(stats, user)) continue;
+    if ((stats.mode & S_ISVTX) === 0 || stats.uid === user.uid) return true;
+    try {
+      if (lstatSync(name).uid === user.uid) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Opens a standard-fd path for a unit with User=, so that the user cannot point the daemon (root)
+ * elsewhere: never through a symlink as the last component (O_NOFOLLOW), and where the user may
+ * change any directory on the way (so could swap a name for a link to someone else's file), only a
+ * file that user owns, or one made here and now in a directory the user may write, handed to them.
+ */
+function openForUser(path: string, flags: number, user: UnitUser): number {
+  const refuse = (why: string): never => {
+    throw new StdioPathRefused(`refusing ${path}: ${why}`);
+  };
+  const userControlsPath = userMayRedirect(path, user);
+  const safeFlags = flags | O_CLOEXEC | fsConstants.O_NOFOLLOW | fsConstants.O_NOCTTY;
+  if (!userControlsPath) {
+    try {
+      return openSync(path, safeFlags, 0o644);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOOP') refuse('it is a symbolic link');
+      throw error;
+    }
+  }
+  const creating = (flags & fsConstants.O_CREAT) !== 0;
+  let fd: number;
+  let made = false;
+  try {
+    // O_TRUNC waits until the file is known to be the user's.
+    fd = openSync(path, (safeFlags & ~fsConstants.O_CREAT & ~fsConstants.O_TRUNC) >>> 0, 0o644);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') refuse(`it is a symbolic link, in a directory user ${user.uid} may change`);
+    if (code !== 'ENOENT' || !creating) throw error;
+    fd = openSync(path, (safeFlags | fsConstants.O_EXCL) >>> 0, 0o644);
+    made = true;
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile() && !stats.isCharacterDevice() && !stats.isFIFO()) refuse('it is not a regular file, a FIFO or a device');
+    if (made) {
+      // Where it really is, whatever the names on the way were swapped for: a place the user may write.
+      const where = dirname(readlinkSync(`/proc/self/fd/${fd}`));
+      if (!writableBy(statSync(where), user)) {
+        try {
+          unlinkSync(readlinkSync(`/proc/self/fd/${fd}`));
+        } catch {
+          // Already renamed away; it is empty and ours either way.
+        }
+        refuse(`the path led to ${where}, which user ${user.uid} may not write`);
+      }
+      fchownSync(fd, user.uid, user.gid);
+    } else if (stats.uid !== user.uid) {
+      refuse(`user ${user.uid} may change a directory on its path, and the file is owned by UID ${stats.uid}, not by that user`);
+    } else if ((flags & fsConstants.O_TRUNC) !== 0 && stats.isFile()) {
+      ftruncateSync(fd, 0);
+    }
+    return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/** Opens the fds one spawn of `unit` needs; with `user` (User=), paths are opened so that user cannot redirect them. */
+export function makeIo(unit: string, invocationId: string | null, service: ServiceSection, logs: OutputSink, hold: HoldCapture, user?: UnitUser): SpawnIo {
   const opened: number[] = [];
   const openFile = (path: string, flags: number): number => {
-    mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(path, flags | O_CLOEXEC, 0o644);
+    let fd: number;
+    if (user === undefined || user.uid === 0 || path === '/dev/null') {
+      mkdirSync(dirname(path), { recursive: true });
+      fd = openSync(path, flags | O_CLOEXEC, 0o644);
+    } else fd = openForUser(path, flags, user);
     opened.push(fd);
     return fd;
   };
