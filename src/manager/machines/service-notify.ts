@@ -23,7 +23,7 @@ export function handleNotify(c: StepContext, event: NotifyEvent): void {
   const { s, service } = c;
   const access = s.notifyAccess ?? service.notifyAccess;
   if (!notifyAllowed(access, event.origin)) {
-    c.log('warning', `notification from PID ${event.senderPid} refused (NotifyAccess=${access}, sender is ${event.origin === 'other' ? 'not a process of the unit' : `the ${event.origin} process`})`);
+    c.log('warning', `notification from PID ${event.senderPid} refused (NotifyAccess=${access}, sender is ${event.origin === 'other' ? 'a process of the unit other than its main and control processes' : `the ${event.origin} process`})`);
     return;
   }
   const get = (key: string): string | undefined => event.fields[key];
