@@ -248,7 +248,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink, R
 
   /** @internal Stores one record (from a capture or {@link append}); `json` is its serialized form where the caller made it. */
   push(unit: string, record: LogRecord, json: string = JSON.stringify(record)): void {
-    if (this.#closed) throw errnoError('EBADF', 'the log store is closed');
+    this.#assertOpen();
     const u = this.#unit(unit);
     const size = u.encode(json);
     u.pendingSizes.push(size);
