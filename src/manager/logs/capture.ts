@@ -1,18 +1,18 @@
 /**
- * Capturing a process's stdout and stderr: a pipe per stream, watched on the event loop (epoll, no
- * threadpool thread is tied up), moved into a spool file by splice(2) before it is read, split into
- * lines, stamped and handed to the store (see spool.ts for why nothing is lost in a crash).
+ * One process's captured stdout and stderr as the manager handles it: the pipe ends to give the
+ * spawn, the process its lines are attributed to, and the moment every line is stored. Each record
+ * is serialized here, once, because the fields that stay the same line after line need not be
+ * serialized again for every line. Reading the pipes is stream-reader.ts's job.
  *
  * The read ends can also come from outside ({@link LogStore.captureFromFds}), e.g. from a keeper
  * process that held them while the daemon restarted, so no output is lost and no service gets
  * SIGPIPE in between.
  */
-import { native, type RawWatcher } from '../../native.js';
 import type { LogRecord } from '../types.js';
 import { safeLog, type Logger } from '../rate-limited-log.js';
-import { nowMicros } from './clock.js';
-import { LineSplitter } from './lines.js';
-import { cursorText, isOutOfSpace, outOfSpaceReason, readPipe, Spool } from './spool.js';
+import { closeQuietly } from './pipes.js';
+import type { SpoolStream } from './spool.js';
+import { StreamReader } from './stream-reader.js';
 
 /** The process a capture's lines are attributed to. */
 export interface LogWriter {
@@ -68,8 +68,6 @@ export interface LogSink {
   flush(unit: string): Promise<void>;
   forget(capture: LogCapture): void;
 }
-
-type Stream = 'stdout' | 'stderr';
 
 /**
  * One process's captured output. The manager passes {@link stdoutFd}/{@link stderrFd} to the
@@ -198,7 +196,7 @@ export class LogCapture {
   }
 
   /** @internal A complete line from one stream. */
-  line(stream: Stream, bytes: Buffer, time: number, cursor?: string): void {
+  line(stream: SpoolStream, bytes: Buffer, time: number, cursor?: string): void {
     try {
       // Invalid UTF-8 becomes U+FFFD: records are JSON text, and a replacement is what any viewer shows.
       const message = bytes.toString('utf8');
@@ -210,321 +208,5 @@ export class LogCapture {
     } catch (error) {
       safeLog(this.#sink.log, 'warning', `logs: ${this.unit}: a ${stream} line was lost: ${(error as Error).message}`);
     }
-  }
-}
-
-/** While the disk is full, how often a move into the spool is tried again (ms). */
-const DROP_RETRY_MS = 1000;
-/** While the disk is full, how often the count of dropped bytes is said (ms). */
-const DROP_REPORT_MS = 10_000;
-const EMPTY = Buffer.alloc(0);
-
-/**
- * Reads one pipe until EOF, through a spool: each piece is moved into the spool file by the kernel
- * before the daemon reads it back, and each record stored carries the spool cursor after it.
- */
-class StreamReader {
-  readonly ended: Promise<void>;
-  readonly stream: Stream;
-  readonly #capture: LogCapture;
-  readonly #sink: LogSink;
-  readonly #splitter: LineSplitter;
-  readonly #fd: number;
-  readonly #spool: Spool | undefined;
-  #watcher: RawWatcher | undefined;
-  #state: 'starting' | 'reading' | 'paused' | 'done' = 'starting';
-  /** Stream offset up to which every byte is in a record handed to the store. */
-  #stored = 0;
-  #rolling = false;
-  /** No roll is tried before this (ms): one that failed (a full disk) is not retried on every read. */
-  #rollAfter = 0;
-  /** While the disk is full: output is read and dropped, so the writer never blocks, and counted. */
-  #dropping: { bytes: number; reason: string; retryAt: number; reportedAt: number } | undefined;
-  #resolve!: () => void;
-
-  constructor(capture: LogCapture, sink: LogSink, fd: number, stream: Stream, recoverSpool: string | null) {
-    this.#capture = capture;
-    this.#sink = sink;
-    this.stream = stream;
-    this.#fd = fd;
-    this.#splitter = new LineSplitter(sink.lineMax);
-    this.ended = new Promise<void>((resolve) => {
-      this.#resolve = resolve;
-    });
-    let spool: Spool | undefined;
-    try {
-      spool = (recoverSpool === null ? undefined : Spool.reopen(sink.spoolDirectory, recoverSpool)) ?? Spool.create(sink.spoolDirectory, capture.unit, stream);
-    } catch (error) {
-      // Without a spool the bytes pass through memory, as they would without holdfast's crash safety.
-      safeLog(sink.log, 'warning', `logs: ${capture.unit}: no spool for ${stream} (${(error as Error).message}); a daemon crash may lose lines in flight`);
-    }
-    this.#spool = spool;
-    if (spool !== undefined) sink.spoolInUse(spool.id, true);
-    if (spool === undefined || spool.end === 0) {
-      this.#startReading();
-      return;
-    }
-    // An earlier daemon's spool: store what follows its last cursor in the log, then read on.
-    void sink.lastCursor(capture.unit, spool.id).then(
-      (cursor) => this.#resume(Math.min(Math.max(cursor ?? spool.base, spool.base), spool.end)),
-      (error: Error) => {
-        safeLog(sink.log, 'warning', `logs: ${capture.unit}: finding where the ${stream} spool was stored up to failed: ${error.message}`);
-        this.#resume(spool.base);
-      },
-    );
-  }
-
-  /** The spool's id (kept with the read end, so a later daemon finds where it stopped). */
-  get spoolId(): string | null {
-    return this.#spool?.id ?? null;
-  }
-
-  /**
-   * Stops reading and keeps the spool for the next daemon (re-exec): an unfinished line stays in the
-   * spool instead of being stored as a line of its own.
-   */
-  release(): void {
-    if (this.#state === 'done') return;
-    this.#state = 'done';
-    this.#closeFds();
-    this.#spool?.close();
-    this.#resolve();
-  }
-
-  /**
-   * Stops reading now: what the pipe still holds is read, the unfinished line is stored as the last,
-   * and the read end is closed (a writer still running then gets EPIPE/SIGPIPE).
-   */
-  abort(): void {
-    if (this.#state === 'done') return;
-    if (this.#state !== 'starting') {
-      try {
-        for (let piece = this.#pull(); piece !== null && piece !== 0; piece = this.#pull()) this.#feed(piece, nowMicros());
-      } catch {
-        // What could not be read is gone with the pipe.
-      }
-    }
-    this.#finish();
-  }
-
-  #resume(from: number): void {
-    if (this.#state !== 'starting') return;
-    this.#stored = from;
-    try {
-      this.#feed(this.#spool!.readFrom(from), nowMicros());
-    } catch (error) {
-      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: reading the ${this.stream} spool failed: ${(error as Error).message}`);
-    }
-    this.#startReading();
-  }
-
-  #startReading(): void {
-    if (this.#state === 'done') return;
-    this.#state = 'reading';
-    try {
-      this.#watcher = native.watch(this.#fd, (_readable, _hangup, status) => this.#onReadable(status));
-    } catch (error) {
-      safeLog(this.#sink.log, 'error', `logs: ${this.#capture.unit}: cannot read ${this.stream} (fd ${this.#fd}): ${(error as Error).message}`);
-      this.#finish();
-    }
-  }
-
-  #onReadable(status: number): void {
-    if (this.#state !== 'reading') return;
-    if (status < 0) {
-      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: reading ${this.stream} failed (libuv status ${status})`);
-      this.#finish();
-      return;
-    }
-    // A bounded number of pieces per wake-up keeps one loud service from starving the others.
-    for (let round = 0; round < 16; round++) {
-      if (!this.#sink.hasRoom(this.#capture.unit)) {
-        this.#pause();
-        break;
-      }
-      let piece: Buffer | 0 | null;
-      try {
-        piece = this.#pull();
-      } catch (error) {
-        safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: reading ${this.stream} failed: ${(error as Error).message}`);
-        this.#finish();
-        return;
-      }
-      if (piece === null) break;
-      if (piece === 0) {
-        this.#finish();
-        return;
-      }
-      this.#feed(piece, nowMicros());
-    }
-    this.#maybeRoll();
-  }
-
-  /**
-   * The next piece of the stream (through the spool), 0 at EOF, null while the pipe is empty. While
-   * the disk is full, an empty piece: what the pipe held was dropped (see {@link #startDropping}).
-   */
-  #pull(): Buffer | 0 | null {
-    const spool = this.#spool;
-    if (spool === undefined) return readPipe(this.#fd);
-    const dropping = this.#dropping;
-    if (dropping !== undefined && Date.now() < dropping.retryAt) return this.#discard(dropping);
-    const exact = spool.exact;
-    let moved: number | null;
-    try {
-      moved = spool.fill(this.#fd);
-    } catch (error) {
-      if (!isOutOfSpace(error)) throw error;
-      return this.#startDropping(error);
-    }
-    if (exact && !spool.exact) {
-      safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: the file system refuses splice(2) into ${this.#sink.spoolDirectory}; output passes through memory, and a daemon crash may lose the piece in flight`);
-    }
-    if (moved === null) return null;
-    if (dropping !== undefined) this.#stopDropping();
-    if (moved === 0) return 0;
-    return spool.readFrom(spool.end - moved);
-  }
-
-  /**
-   * The disk is full. Holding the output back would block the service in write(2) (its pipe full,
-   * with the keeper holding a read end nobody reads), and ending the capture would do the same:
-   * so output is dropped from now on, counted, and said, until a move into the spool succeeds again
-   * (tried once a second). The unfinished line is stored as it stands; the next starts afresh.
-   */
-  #startDropping(error: unknown): Buffer | 0 | null {
-    const now = Date.now();
-    const lost = (error as { lostBytes?: unknown }).lostBytes;
-    if (this.#dropping === undefined) {
-      const reason = outOfSpaceReason(error);
-      this.#dropping = { bytes: 0, reason, retryAt: 0, reportedAt: now };
-      this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${reason} for ${this.stream}; its output is dropped until there is room again`);
-      this.#splitter.end((line, terminatorBytes) => this.#line(line, terminatorBytes, nowMicros()));
-    }
-    const dropping = this.#dropping;
-    dropping.retryAt = now + DROP_RETRY_MS;
-    if (typeof lost === 'number') dropping.bytes += lost;
-    return this.#discard(dropping);
-  }
-
-  /** Reads what the pipe holds and drops it, counting; a count is said at most every {@link DROP_REPORT_MS}. */
-  #discard(dropping: { bytes: number; reason: string; reportedAt: number }): Buffer | 0 | null {
-    const piece = readPipe(this.#fd);
-    if (piece === null || piece === 0) return piece;
-    dropping.bytes += piece.length;
-    const now = Date.now();
-    if (now - dropping.reportedAt >= DROP_REPORT_MS) {
-      dropping.reportedAt = now;
-      this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${dropping.bytes} bytes of ${this.stream} output dropped so far: ${dropping.reason}`);
-    }
-    return EMPTY;
-  }
-
-  /** Space is back (or the stream ended): what was dropped is said, in the daemon's log and the unit's. */
-  #stopDropping(): void {
-    const dropping = this.#dropping;
-    if (dropping === undefined) return;
-    this.#dropping = undefined;
-    if (dropping.bytes === 0) return;
-    const text = `${dropping.bytes} bytes of output dropped: ${dropping.reason} (${this.stream})`;
-    this.#sink.limitedLog('warning', `logs: ${this.#capture.unit}: ${text}`);
-    try {
-      this.#sink.push(this.#capture.unit, { time: nowMicros(), stream: 'manager', pid: process.pid, pidfdId: null, invocationId: this.#capture.invocationId, message: text });
-    } catch {
-      // The store is closed: the daemon's log said it.
-    }
-  }
-
-  #feed(bytes: Buffer, time: number): void {
-    this.#splitter.push(bytes, (line, terminatorBytes) => this.#line(line, terminatorBytes, time));
-  }
-
-  #line(line: Buffer, terminatorBytes: number, time: number): void {
-    this.#stored += line.length + terminatorBytes;
-    const id = this.#spool?.id;
-    this.#capture.line(this.stream, line, time, id === undefined ? undefined : cursorText(id, this.#stored));
-  }
-
-  /** The store is behind on disk: stop reading, so the writer blocks on the full pipe instead of the daemon buffering without bound. */
-  #pause(): void {
-    this.#state = 'paused';
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    void this.#sink.waitForRoom(this.#capture.unit).then(() => {
-      if (this.#state === 'paused') this.#startReading();
-    });
-  }
-
-  /** Once the spool holds enough that is stored, drop that part (after the store has written it). */
-  #maybeRoll(): void {
-    const spool = this.#spool;
-    if (spool === undefined || this.#rolling || this.#dropping !== undefined || spool.end - spool.base < this.#sink.spoolRollBytes || Date.now() < this.#rollAfter) return;
-    this.#rolling = true;
-    const stored = this.#stored;
-    void this.#sink
-      .flush(this.#capture.unit)
-      .then(() => {
-        if (this.#state !== 'done') spool.roll(stored);
-      })
-      .catch((error: Error) => {
-        this.#rollAfter = Date.now() + DROP_RETRY_MS;
-        if (!isOutOfSpace(error)) safeLog(this.#sink.log, 'warning', `logs: ${this.#capture.unit}: rolling the ${this.stream} spool failed: ${error.message}`);
-      })
-      .finally(() => {
-        this.#rolling = false;
-      });
-  }
-
-  /** EOF, an error or abort: the last line is stored, then the spool, all of it stored, is deleted. */
-  #finish(): void {
-    if (this.#state === 'done') return;
-    this.#state = 'done';
-    this.#closeFds();
-    this.#stopDropping();
-    // A last line without a newline counts once the stream ends.
-    this.#splitter.end((line, terminatorBytes) => this.#line(line, terminatorBytes, nowMicros()));
-    const spool = this.#spool;
-    if (spool === undefined) {
-      this.#resolve();
-      return;
-    }
-    void this.#sink
-      .flush(this.#capture.unit)
-      .then(
-        () => spool.remove(),
-        () => spool.close(),
-      )
-      .finally(() => {
-        this.#sink.spoolInUse(spool.id, false);
-        this.#resolve();
-      });
-  }
-
-  #closeFds(): void {
-    this.#watcher?.close();
-    this.#watcher = undefined;
-    closeQuietly(this.#fd);
-  }
-}
-
-/** @internal A pipe pair for one stream: [read, write], closed again if the second one fails. */
-export function makePipes(stdout: boolean, stderr: boolean): { read: { stdout: number | null; stderr: number | null }; write: { stdout: number | null; stderr: number | null } } {
-  const read: { stdout: number | null; stderr: number | null } = { stdout: null, stderr: null };
-  const write: { stdout: number | null; stderr: number | null } = { stdout: null, stderr: null };
-  try {
-    if (stdout) [read.stdout, write.stdout] = native.pipe(true);
-    if (stderr) [read.stderr, write.stderr] = native.pipe(true);
-  } catch (error) {
-    for (const fd of [read.stdout, write.stdout, read.stderr, write.stderr]) if (fd !== null) closeQuietly(fd);
-    throw error;
-  }
-  return { read, write };
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    native.close(fd);
-  } catch {
-    // Already closed: nothing to release.
   }
 }

@@ -7,8 +7,8 @@ export {
   type LogStoreOptions,
   type LogStoreEvents,
   type AppendInput,
-  type ReadOptions,
 } from './store.js';
+export type { ReadOptions } from './record-reader.js';
 export { LogCapture, type CaptureOptions, type CaptureFromFdsOptions, type LogWriter } from './capture.js';
 export { LineSplitter, DEFAULT_LINE_MAX } from './lines.js';
 export { formatRecord, formatParts, formatTimestamp, escapeControl, type FormatOptions, type FormattedParts } from './format.js';

@@ -1,21 +1,24 @@
 /**
  * Per-unit log storage: one JSON-lines file per unit (`<unit>.jsonl`, one {@link LogRecord} per
- * line) with size-based rotation (`<unit>.jsonl.1` is the newest rotated file), writes batched
- * once per event-loop turn, live followers, and reads across the rotated files.
+ * line) with size-based rotation (`<unit>.jsonl.1` is the newest rotated file). Records from every
+ * capture and note meet here and are written once per event-loop turn, so a loud service costs one
+ * write per turn, not one per line; live followers see each record before it reaches the disk.
  */
 import { EventEmitter } from 'node:events';
 import { promises as fsp } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoError, hasCode } from '../../pidfd/errors.js';
 import { Pidfd } from '../../pidfd/pidfd.js';
 import type { LogRecord } from '../types.js';
 import { RateLimitedLog, stderrLogger, type Logger } from '../rate-limited-log.js';
-import { LogCapture, makePipes, type CaptureFromFdsOptions, type CaptureOptions, type LogSink } from './capture.js';
+import { LogCapture, type CaptureFromFdsOptions, type CaptureOptions, type LogSink } from './capture.js';
 import { nowMicros } from './clock.js';
 import { DEFAULT_LINE_MAX, LineSplitter } from './lines.js';
-import { parseRecords, wholeRecordsEnd } from './records.js';
-import { cursorText, lastCursorIn, listSpools, Spool } from './spool.js';
+import { makePipes } from './pipes.js';
+import { assertLinesOption, lastStoredCursor, readRecords, tailRecords, type ReadOptions } from './record-reader.js';
+import { writePending, type RecordFileLimits } from './record-writer.js';
+import { cursorText, listSpools, Spool } from './spool.js';
+import { UnitLog, type Follower } from './unit-log.js';
 
 /** Default size at which a unit's file is rotated. */
 export const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -58,15 +61,6 @@ export interface AppendInput {
   invocationId?: string | null;
 }
 
-/** Options of {@link LogStore.read}. */
-export interface ReadOptions {
-  /** Only the newest this many records (after the other filters). */
-  lines?: number;
-  /** Only records with `time >= since` (µs since the epoch). */
-  since?: number;
-  /** Only records of this invocation. */
-  invocationId?: string;
-}
 
 /** Events of a {@link LogStore}. */
 export interface LogStoreEvents {
@@ -74,73 +68,6 @@ export interface LogStoreEvents {
   record: [unit: string, record: LogRecord];
 }
 
-type Follower = (record: LogRecord) => void;
-
-/** The state of one unit's file. */
-class UnitLog {
-  readonly unit: string;
-  readonly path: string;
-  /** Byte lengths of the serialized records not yet written (their bytes are in {@link sealed} and {@link chunk}). */
-  pendingSizes: number[] = [];
-  /** Encoded records handed to a write yet. */
-  sealed: Buffer[] = [];
-  /** Records are encoded straight into this buffer, from {@link chunkStart} up to {@link chunkUsed}. */
-  chunk: Buffer | undefined;
-  chunkStart = 0;
-  chunkUsed = 0;
-  /** Bytes not yet written, including a batch being written right now. */
-  backlog = 0;
-  handle: FileHandle | undefined;
-  size = 0;
-  /** Writes, rotations and reads of this unit, one after another. */
-  chain: Promise<unknown> = Promise.resolve();
-  scheduled = false;
-  roomWaiters: (() => void)[] = [];
-  readonly followers = new Set<Follower>();
-
-  constructor(unit: string, path: string) {
-    this.unit = unit;
-    this.path = path;
-  }
-
-  /** Encodes one record and its newline at the end of the pending bytes; returns its size. */
-  encode(json: string): number {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    const room = json.length * 3 + 1;
-    if (this.chunk === undefined || this.chunk.length - this.chunkUsed < room) {
-      this.seal();
-      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, room));
-      this.chunkStart = 0;
-      this.chunkUsed = 0;
-    }
-    const size = this.chunk.write(json, this.chunkUsed, 'utf8');
-    this.chunk[this.chunkUsed + size] = 0x0a;
-    this.chunkUsed += size + 1;
-    return size + 1;
-  }
-
-  /** Every pending byte, in order, as the buffers they are in (no copy); the chunk goes on filling after them. */
-  takePending(): Buffer[] {
-    this.seal();
-    const parts = this.sealed;
-    this.sealed = [];
-    return parts;
-  }
-
-  seal(): void {
-    if (this.chunk !== undefined && this.chunkUsed > this.chunkStart) {
-      this.sealed.push(this.chunk.subarray(this.chunkStart, this.chunkUsed));
-      this.chunkStart = this.chunkUsed;
-    }
-  }
-}
-
-/**
- * Records are encoded into buffers of this size, and one writev(2) per event-loop turn takes them.
- * Small enough for malloc to reuse freed ones (bigger ones are fresh mmaps, whose page faults cost
- * more than the encoding itself).
- */
-const CHUNK_BYTES = 64 * 1024;
 
 let ownPidfdId: string | null | undefined;
 
@@ -158,7 +85,7 @@ function daemonPidfdId(): string | null {
 }
 
 /** The daemon's log storage. */
-export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
+export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink, RecordFileLimits {
   readonly directory: string;
   readonly maxFileBytes: number;
   readonly maxRotatedFiles: number;
@@ -250,13 +177,8 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
    */
   async read(unit: string, options: ReadOptions = {}): Promise<LogRecord[]> {
     const u = this.#unit(unit);
-    if (options.lines !== undefined && (!Number.isInteger(options.lines) || options.lines < 0)) {
-      throw errnoError('EINVAL', `lines must be an integer >= 0 (got ${options.lines})`);
-    }
-    return this.#enqueue(u, async () => {
-      await this.#writePending(u);
-      return this.#readFiles(u, options);
-    });
+    assertLinesOption(options);
+    return readRecords(u, options, this);
   }
 
   /** Calls `onRecord` for every new record of `unit` until the returned function is called. */
@@ -276,37 +198,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
    * has settled.
    */
   async tail(unit: string, options: ReadOptions, onRecord: (record: LogRecord) => void): Promise<{ records: LogRecord[]; stop: () => void }> {
-    const u = this.#unit(unit);
-    const matches = (r: LogRecord): boolean => (options.since === undefined || r.time >= options.since) && (options.invocationId === undefined || r.invocationId === options.invocationId);
-    let buffered: LogRecord[] | undefined = [];
-    const follower: Follower = (record) => {
-      if (!matches(record)) return;
-      if (buffered !== undefined) buffered.push(record);
-      else onRecord(record);
-    };
-    const stop = (): void => {
-      u.followers.delete(follower);
-    };
-    if (options.lines !== undefined && (!Number.isInteger(options.lines) || options.lines < 0)) {
-      throw errnoError('EINVAL', `lines must be an integer >= 0 (got ${options.lines})`);
-    }
-    let stored: LogRecord[];
-    try {
-      stored = await this.#enqueue(u, async () => {
-        // Subscribe at the moment nothing is pending: every record is then either in the files
-        // read below (nothing is written to them until this read is done) or seen by the follower.
-        while (u.pendingSizes.length > 0) await this.#writePending(u);
-        u.followers.add(follower);
-        return this.#readFiles(u, options);
-      });
-    } catch (error) {
-      stop();
-      throw error;
-    }
-    const records = stored.concat(buffered);
-    buffered = undefined;
-    const { lines } = options;
-    return { records: lines !== undefined && records.length > lines ? records.slice(records.length - lines) : records, stop };
+    return tailRecords(this.#unit(unit), options, onRecord, this);
   }
 
   /** Units that have log files here, sorted. */
@@ -330,7 +222,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
   /** Writes everything appended so far (of one unit, or of all). */
   async flush(unit?: string): Promise<void> {
     const targets = unit === undefined ? [...this.#units.values()] : [this.#unit(unit)];
-    await Promise.all(targets.map((u) => this.#enqueue(u, () => this.#writePending(u))));
+    await Promise.all(targets.map((u) => u.enqueue(() => writePending(u, this))));
   }
 
   /**
@@ -344,11 +236,10 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     this.#closed = true;
     await Promise.all(
       [...this.#units.values()].map((u) =>
-        this.#enqueue(u, async () => {
-          await this.#writePending(u);
-          await u.handle?.close().catch(() => undefined);
-          u.handle = undefined;
-          for (const wake of u.roomWaiters.splice(0)) wake();
+        u.enqueue(async () => {
+          await writePending(u, this);
+          await u.closeFile();
+          u.wakeRoomWaiters();
         }),
       ),
     );
@@ -357,7 +248,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
 
   /** @internal Stores one record (from a capture or {@link append}); `json` is its serialized form where the caller made it. */
   push(unit: string, record: LogRecord, json: string = JSON.stringify(record)): void {
-    if (this.#closed) throw errnoError('EBADF', 'the log store is closed');
+    this.#assertOpen();
     const u = this.#unit(unit);
     const size = u.encode(json);
     u.pendingSizes.push(size);
@@ -378,7 +269,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
       u.scheduled = true;
       setImmediate(() => {
         u.scheduled = false;
-        void this.#enqueue(u, () => this.#writePending(u));
+        void u.enqueue(() => writePending(u, this));
       });
     }
   }
@@ -408,17 +299,7 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
 
   /** @internal */
   lastCursor(unit: string, id: string): Promise<number | undefined> {
-    const u = this.#unit(unit);
-    return this.#enqueue(u, async () => {
-      await this.#writePending(u);
-      for (const path of this.#paths(u)) {
-        const text = await readIfPresent(path);
-        if (text === undefined) continue;
-        const cursor = lastCursorIn(text, id);
-        if (cursor !== undefined) return cursor;
-      }
-      return undefined;
-    });
+    return lastStoredCursor(this.#unit(unit), id, this);
   }
 
   /**
@@ -487,167 +368,11 @@ export class LogStore extends EventEmitter<LogStoreEvents> implements LogSink {
     }
     return u;
   }
-
-  /** Runs `op` after everything queued for the unit; a failure reaches the caller, not the queue. */
-  #enqueue<T>(u: UnitLog, op: () => Promise<T>): Promise<T> {
-    const run = u.chain.then(op);
-    u.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  async #writePending(u: UnitLog): Promise<void> {
-    while (u.pendingSizes.length > 0) {
-      const data = u.takePending();
-      const sizes = u.pendingSizes;
-      u.pendingSizes = [];
-      let bytes = 0;
-      for (const size of sizes) bytes += size;
-      try {
-        await this.#writeRecords(u, data, sizes);
-      } catch (error) {
-        // A full or failing disk must not stop the daemon: the batch is lost, and said so.
-        this.#limited.write('error', `logs: ${u.unit}: writing failed, ${sizes.length} line(s) lost: ${(error as Error).message}`);
-        await u.handle?.close().catch(() => undefined);
-        u.handle = undefined;
-      }
-      u.backlog -= bytes;
-      if (u.backlog <= this.highWaterBytes / 2) for (const wake of u.roomWaiters.splice(0)) wake();
-    }
-  }
-
-  /** Writes encoded records (`sizes` gives each one's length), rotating between two records where the file would grow too big. */
-  async #writeRecords(u: UnitLog, data: Buffer[], sizes: number[]): Promise<void> {
-    if (u.handle === undefined) await this.#openFile(u);
-    let from = 0;
-    let to = 0;
-    for (const size of sizes) {
-      if (u.size + (to - from) > 0 && u.size + (to - from) + size > this.maxFileBytes) {
-        await this.#writeBytes(u, byteRange(data, from, to));
-        from = to;
-        await this.#rotate(u);
-      }
-      to += size;
-    }
-    await this.#writeBytes(u, from === 0 ? data : byteRange(data, from, to));
-  }
-
-  async #writeBytes(u: UnitLog, data: Buffer[]): Promise<void> {
-    let total = 0;
-    for (const part of data) total += part.length;
-    let done = (await u.handle!.writev(data)).bytesWritten;
-    if (done < total) {
-      // A short write (disk nearly full, a signal): the rest, in as many writes as it takes.
-      const rest = Buffer.concat(data).subarray(done);
-      for (let offset = 0; offset < rest.length; ) offset += (await u.handle!.write(rest, offset, rest.length - offset)).bytesWritten;
-      done = total;
-    }
-    u.size += total;
-  }
-
-  async #openFile(u: UnitLog): Promise<void> {
-    // a+: appends, and reads the tail below.
-    const handle = await fsp.open(u.path, 'a+', 0o640);
-    try {
-      const { size } = await handle.stat();
-      u.size = await wholeRecordsEnd(handle, size);
-      if (u.size < size) {
-        // A SIGKILL in the middle of a write (the kernel stops a write between two pages), or a
-        // write cut short by a full disk, left the start of a record. Cut it off: appended after,
-        // it would stay a torn line in the middle of the file. What it held is not lost: its lines are still in the spool beyond the last whole
-        // record's cursor, and are stored again.
-        await handle.truncate(u.size);
-        this.#limited.write('warning', `logs: ${u.unit}: cut ${size - u.size} byte(s) of a record torn by a crash or a full disk off the end of ${u.path}`);
-      }
-    } catch (error) {
-      await handle.close().catch(() => undefined);
-      throw error;
-    }
-    u.handle = handle;
-  }
-
-  /** `<unit>.jsonl` becomes `.1`, `.1` becomes `.2`, …; the one beyond `maxRotatedFiles` is deleted. */
-  async #rotate(u: UnitLog): Promise<void> {
-    await u.handle?.close();
-    u.handle = undefined;
-    const max = this.maxRotatedFiles;
-    if (max === 0) await removeQuietly(u.path);
-    else {
-      await removeQuietly(`${u.path}.${max}`);
-      for (let i = max - 1; i >= 1; i--) await renameQuietly(`${u.path}.${i}`, `${u.path}.${i + 1}`);
-      await renameQuietly(u.path, `${u.path}.1`);
-    }
-    await this.#openFile(u);
-  }
-
-  /** The unit's files, newest first. */
-  #paths(u: UnitLog): string[] {
-    const paths = [u.path];
-    for (let i = 1; i <= this.maxRotatedFiles; i++) paths.push(`${u.path}.${i}`);
-    return paths;
-  }
-
-  async #readFiles(u: UnitLog, options: ReadOptions): Promise<LogRecord[]> {
-    const { lines, since, invocationId } = options;
-    if (lines === 0) return [];
-    let collected: LogRecord[] = [];
-    for (const path of this.#paths(u)) {
-      const text = await readIfPresent(path);
-      if (text === undefined) continue;
-      const { records, torn } = parseRecords(text);
-      if (torn > 0) this.#limited.write('warning', `logs: ${u.unit}: skipped ${torn} line(s) of ${path} that are not whole records`);
-      const matching = records.filter((r) => (since === undefined || r.time >= since) && (invocationId === undefined || r.invocationId === invocationId));
-      collected = matching.concat(collected);
-      if (lines !== undefined && collected.length >= lines) break;
-      // Older files hold older records: once this one starts before `since`, they cannot match.
-      if (since !== undefined && records.length > 0 && records[0]!.time < since) break;
-    }
-    return lines !== undefined && collected.length > lines ? collected.slice(collected.length - lines) : collected;
-  }
-}
-
-/** Bytes `from` to `to` of the concatenation of `parts`, as views into them. */
-function byteRange(parts: Buffer[], from: number, to: number): Buffer[] {
-  const out: Buffer[] = [];
-  let offset = 0;
-  for (const part of parts) {
-    const start = Math.max(from - offset, 0);
-    const end = Math.min(to - offset, part.length);
-    if (start < end) out.push(part.subarray(start, end));
-    offset += part.length;
-    if (offset >= to) break;
-  }
-  return out;
 }
 
 /** A unit name makes a file name: no separators, no dot-names, no NUL. */
 function assertUnitName(unit: string): void {
   if (unit.length === 0 || unit.length > 240 || unit.includes('/') || unit.includes('\0') || unit.startsWith('.')) {
     throw errnoError('EINVAL', `not a unit name usable for a log file: ${JSON.stringify(unit)}`);
-  }
-}
-
-/** A file's text, or undefined when it does not exist (a rotated file not made yet). */
-async function readIfPresent(path: string): Promise<string | undefined> {
-  try {
-    return await fsp.readFile(path, 'utf8');
-  } catch (error) {
-    if (hasCode(error, 'ENOENT')) return undefined;
-    throw error;
-  }
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  try {
-    await fsp.unlink(path);
-  } catch (error) {
-    if (!hasCode(error, 'ENOENT')) throw error;
-  }
-}
-
-async function renameQuietly(from: string, to: string): Promise<void> {
-  try {
-    await fsp.rename(from, to);
-  } catch (error) {
-    if (!hasCode(error, 'ENOENT')) throw error;
   }
 }
