@@ -14,18 +14,8 @@ import {
   type Diagnostic,
 } from '../../src/unit/index.js';
 import { HOST } from './fixtures.js';
+import { seededRandom } from '../helpers/random.js';
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SAMPLES = [
   `[Unit]
@@ -119,7 +109,7 @@ function checkDiagnostics(diagnostics: readonly Diagnostic[], files: ReadonlyMap
 
 describe('fuzzing (seeded, never throws, diagnostics point at real lines)', () => {
   it('parses random mutations of real unit files', () => {
-    const rand = prng(0x5eed1);
+    const rand = seededRandom(0x5eed1);
     const deadline = Date.now() + 2500; // bounds the run only; nothing asserts on time
     for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
       const fragment = mutate(rand, SAMPLES[i % SAMPLES.length]!);
@@ -133,7 +123,7 @@ describe('fuzzing (seeded, never throws, diagnostics point at real lines)', () =
   });
 
   it('parses random bytes, NUL bytes, invalid UTF-8 and very long lines', () => {
-    const rand = prng(42);
+    const rand = seededRandom(42);
     const inputs: Uint8Array[] = [
       new Uint8Array(0),
       Buffer.from('\0\0\0'),
@@ -160,7 +150,7 @@ describe('fuzzing (seeded, never throws, diagnostics point at real lines)', () =
   });
 
   it('never throws from the value parsers and expanders', () => {
-    const rand = prng(7);
+    const rand = seededRandom(7);
     const ctx = { ...HOST, unitName: 'a-b@c\\x2dd.service' };
     for (let i = 0; i < 3000; i++) {
       let s = '';

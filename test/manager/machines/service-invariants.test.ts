@@ -8,18 +8,8 @@ import type { ServiceTimer } from '../../../src/manager/machines/service-protoco
 import type { FoundProcess } from '../../../src/manager/machines/service-restore.js';
 import { RELOADING_STATES, STARTING_STATES, STOPPING_STATES, activeStateOf, isDown } from '../../../src/manager/machines/service-states.js';
 import { Sim, code, killed, unit } from './harness.js';
+import { seededRandom } from '../../helpers/random.js';
 
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const UNITS = [
   'ExecStart=/bin/app\nRestart=on-failure\nRestartSec=0',
@@ -130,7 +120,7 @@ describe('service machine invariants over random walks', () => {
     it(`unit ${index}: ${text.split('\n').find((l) => l.startsWith('Type=')) ?? 'Type=simple'}, 60 walks of 60 events, with daemon crashes`, () => {
       const config = unit(text);
       for (let walk = 0; walk < 60; walk++) {
-        const rnd = random(index * 1000 + walk);
+        const rnd = seededRandom(index * 1000 + walk);
         let sim = new Sim(config);
         const history: string[] = [];
         for (let n = 0; n < 60; n++) {
