@@ -1,0 +1,225 @@
+/**
+ * What must hold after the faults, once the last daemon has settled: each check is a name, a
+ * verdict and the evidence.
+ */
+import { join } from 'node:path';
+import { Pidfd } from '../../src/pidfd/index.js';
+import type { UnitStatus } from '../../src/manager/types.js';
+import type { Cluster } from './faults.js';
+import { allProcesses, childrenOf, openConfirmed, sleep, type ProcessSnapshot } from './procfs.js';
+import { lineBytes, storedLog, truthOf, unitOfArgv, type ChaosUnits } from './units.js';
+
+/** One verdict. */
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The daemon answers `List` and lists every unit of the suite exactly once. */
+export async function checkAnswersList(cluster: Cluster, units: ChaosUnits): Promise<CheckResult> {
+  const name = 'the daemon answers list, naming every unit once';
+  const reply = await cluster.callWithin<{ units: UnitStatus[] }>('List', {}, 15_000);
+  if (reply === undefined) return { name, ok: false, detail: 'no answer within 15 s' };
+  const counts = new Map<string, number>();
+  for (const unit of reply.units) counts.set(unit.name, (counts.get(unit.name) ?? 0) + 1);
+  const wrong = units.all.filter((u) => counts.get(u) !== 1);
+  return { name, ok: wrong.length === 0, detail: wrong.length === 0 ? `${reply.units.length} units listed` : `listed other than once: ${wrong.join(', ')}` };
+}
+
+/**
+ * Every unit is supervised exactly once: it is not failed or inactive, no two units name the same
+ * main process, a long writer's main process runs and is its own, and no unit has two live
+ * processes of its script (one re-adopted and one started again).
+ */
+export async function checkSupervisedOnce(cluster: Cluster, units: ChaosUnits): Promise<CheckResult> {
+  const name = 'every unit is supervised exactly once';
+  const problems: string[] = [];
+  const reply = await cluster.callWithin<{ units: UnitStatus[] }>('List', {}, 15_000);
+  if (reply === undefined) return { name, ok: false, detail: 'no answer to List' };
+  const byName = new Map(reply.units.map((u) => [u.name, u]));
+  const mains = new Map<number, string>();
+  for (const unit of units.all) {
+    const status = byName.get(unit);
+    if (status === undefined) continue;
+    if (status.activeState === 'failed' || status.activeState === 'inactive') problems.push(`${unit} is ${status.activeState} (${status.result})`);
+    const main = status.mainProcess;
+    if (main !== null) {
+      const other = mains.get(main.pid);
+      if (other !== undefined) problems.push(`${unit} and ${other} both name PID ${main.pid} as main process`);
+      mains.set(main.pid, unit);
+    }
+  }
+  for (const unit of units.longWriters) {
+    const problem = await longWriterProblem(cluster, unit);
+    if (problem !== undefined) problems.push(problem);
+  }
+  // Two live copies of one unit's script, seen in three samples in a row, mean a duplicate.
+  let duplicates: string[] = [];
+  for (let sample = 0; sample < 3; sample++) {
+    const seen = scriptsByUnit();
+    const now = [...seen].filter(([, list]) => list.length > 1).map(([unit, list]) => `${unit}: PIDs ${list.map((p) => p.pid).join(', ')}`);
+    duplicates = sample === 0 ? now : duplicates.filter((d) => now.includes(d));
+    if (duplicates.length === 0) break;
+    await sleep(300);
+  }
+  problems.push(...duplicates.map((d) => `two live processes of ${d}`));
+  return { name, ok: problems.length === 0, detail: problems.length === 0 ? `${units.all.length} units, ${mains.size} main processes, all distinct` : problems.slice(0, 8).join('; ') };
+}
+
+async function longWriterProblem(cluster: Cluster, unit: string): Promise<string | undefined> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const reply = await cluster.callWithin<{ unit: UnitStatus }>('Status', { name: unit }, 10_000);
+    const main = reply?.unit.mainProcess ?? null;
+    if (reply !== undefined && main !== null && reply.unit.activeState === 'active') {
+      try {
+        using handle = main.pidfdId === undefined ? Pidfd.open(main.pid) : Pidfd.verify(main.pid, main.pidfdId);
+        const seen = allProcesses().find((p) => p.pid === handle.pid);
+        if (handle.isAlive() && seen !== undefined && unitOfArgv(seen.argv) === unit) return undefined;
+      } catch {
+        // Gone or recycled: a restart may be under way; ask again.
+      }
+    }
+    await sleep(1000);
+  }
+  return `${unit} (a long writer) has no live main process of its own`;
+}
+
+/** The live processes of the suite's unit scripts by unit; a fork of a script (before it runs `sleep`) counts with its parent. */
+function scriptsByUnit(): Map<string, ProcessSnapshot[]> {
+  const scripts = allProcesses().filter((p) => p.state !== 'Z' && unitOfArgv(p.argv) !== undefined);
+  const pids = new Set(scripts.map((p) => p.pid));
+  const out = new Map<string, ProcessSnapshot[]>();
+  for (const process of scripts) {
+    if (pids.has(process.ppid)) continue;
+    const unit = unitOfArgv(process.argv)!;
+    out.set(unit, [...(out.get(unit) ?? []), process]);
+  }
+  return out;
+}
+
+/** Every live process of a unit script belongs to its unit, as the daemon answers `status PID` (UnitByProcess, verified by pidfd id). */
+export async function checkNoProcessOutside(cluster: Cluster): Promise<CheckResult> {
+  const name = 'no process is outside a unit';
+  const problems: string[] = [];
+  let asked = 0;
+  for (const process of [...scriptsByUnit().values()].flat()) {
+    const unit = unitOfArgv(process.argv)!;
+    const handle = openConfirmed(process, (now) => unitOfArgv(now.argv) === unit);
+    if (handle === undefined) continue;
+    try {
+      const pidfdId = handle.id === undefined ? undefined : Number(handle.id);
+      const reply = await cluster.callWithin<{ unit: string }>('UnitByProcess', { process: pidfdId === undefined ? { pid: handle.pid } : { pid: handle.pid, pidfdId } }, 10_000);
+      asked++;
+      if (!handle.isAlive()) continue;
+      if (reply === undefined) problems.push(`PID ${handle.pid} (${unit}) belongs to no unit`);
+      else if (reply.unit !== unit) problems.push(`PID ${handle.pid} (${unit}) is in ${reply.unit}`);
+    } finally {
+      handle.close();
+    }
+  }
+  return { name, ok: problems.length === 0, detail: problems.length === 0 ? `${asked} live unit processes, each in its own unit` : problems.slice(0, 8).join('; ') };
+}
+
+/** No child of the daemon stays a zombie: one seen in every sample over a second is one nobody reaps. */
+export async function checkNoZombie(cluster: Cluster): Promise<CheckResult> {
+  const name = 'no zombie among the daemon’s children';
+  const daemonPid = cluster.daemonHandle.pid;
+  let zombies: string[] | undefined;
+  for (let sample = 0; sample < 5; sample++) {
+    const now = childrenOf(daemonPid)
+      .filter((p) => p.state === 'Z')
+      .map((p) => `${p.pid}:${p.startTicks}:${p.argv.join(' ') || '(defunct)'}`);
+    zombies = zombies === undefined ? now : zombies.filter((z) => now.includes(z));
+    await sleep(250);
+  }
+  return { name, ok: zombies!.length === 0, detail: zombies!.length === 0 ? 'none' : zombies!.join('; ') };
+}
+
+/** What the line check found, for the figures. */
+export interface LineFigures {
+  written: number;
+  stored: number;
+  lost: number;
+  droppedBytes: number;
+  sigpipes: number;
+}
+
+/**
+ * No line is lost that was not counted as dropped: every number a writer recorded (as of
+ * `truth`, read `settleMs` before the logs) is in its unit's stored log, or the unit's log says
+ * at least as many bytes were dropped as the missing lines took.
+ */
+export function checkNoLineLost(cluster: Cluster, units: ChaosUnits, truth: Map<string, number[]>): { result: CheckResult; figures: LineFigures } {
+  const name = 'no line lost that was not counted as dropped';
+  const logsDir = join(cluster.dir, 'state', 'logs');
+  const figures: LineFigures = { written: 0, stored: 0, lost: 0, droppedBytes: 0, sigpipes: 0 };
+  const problems: string[] = [];
+  let uncounted = 0;
+  for (const unit of units.all) {
+    const written = truth.get(unit) ?? [];
+    const log = storedLog(logsDir, unit);
+    const missing = [...new Set(written)].filter((n) => !log.numbers.has(n));
+    const missingBytes = missing.reduce((sum, n) => sum + lineBytes(unit, n), 0);
+    figures.written += written.length;
+    figures.stored += log.numbers.size;
+    figures.lost += missing.length;
+    figures.droppedBytes += log.droppedBytes;
+    figures.sigpipes += log.sigpipes;
+    if (missing.length > 0 && missingBytes > log.droppedBytes) {
+      uncounted += missing.length;
+      problems.push(`${unit}: ${missing.length} lines lost (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}), ${log.droppedBytes} bytes counted as dropped`);
+    }
+  }
+  const detail =
+    problems.length === 0
+      ? `${figures.written} lines written, ${figures.lost} missing, all within ${figures.droppedBytes} bytes counted as dropped`
+      : `${uncounted} lines lost uncounted in ${problems.length} units: ${problems.slice(0, 4).join('; ')}`;
+  return { result: { name, ok: problems.length === 0, detail }, figures };
+}
+
+/** The truth files as they stand now. */
+export function readTruth(truthDir: string, units: ChaosUnits): Map<string, number[]> {
+  return new Map(units.all.map((unit) => [unit, truthOf(truthDir, unit)]));
+}
+
+/** The daemon's RSS is back within `tolerance` of the first daemon's, measured at the same point. */
+export function checkRss(firstKiB: number, lastKiB: number, tolerance: number): CheckResult {
+  const change = (lastKiB - firstKiB) / firstKiB;
+  return {
+    name: `the daemon’s RSS is within ${Math.round(tolerance * 100)} % of where it started`,
+    ok: Math.abs(change) <= tolerance,
+    detail: `${firstKiB} KiB at the start, ${lastKiB} KiB at the end (${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)} %)`,
+  };
+}
+
+/** The daemon holds a live keeper, also after its keeper was killed while it ran. */
+export function checkKeeper(cluster: Cluster): CheckResult {
+  const pid = cluster.keeperPid();
+  return {
+    name: 'the daemon has a keeper (a killed keeper is replaced)',
+    ok: pid !== undefined,
+    detail: pid === undefined ? `daemon ${cluster.daemonHandle.pid} has no keeper child` : `keeper ${pid}`,
+  };
+}
+
+/** The daemon ended only when the suite killed it, and every start listened. */
+export function checkDaemonLived(cluster: Cluster): CheckResult {
+  const { unplannedExits, failedStarts } = cluster.figures;
+  const problems = [...unplannedExits, ...failedStarts.map((s) => `a start never listened: ${s}`)];
+  return {
+    name: 'the daemon ended only when killed, and every start listened',
+    ok: problems.length === 0,
+    detail: problems.length === 0 ? `${cluster.figures.daemonStarts} starts` : problems.slice(0, 4).join('; '),
+  };
+}
+
+/** The daemon answered right after every flood. */
+export function checkAnsweredFloods(cluster: Cluster): CheckResult {
+  const { unansweredAfterFlood, connectionFloods, notifyFloods } = cluster.figures;
+  return {
+    name: 'the daemon answers right after every flood',
+    ok: unansweredAfterFlood === 0,
+    detail: `${unansweredAfterFlood} of ${connectionFloods + notifyFloods} floods left it without an answer for 10 s`,
+  };
+}

@@ -1,0 +1,196 @@
+/**
+ * The fault suite (`npm run chaos`): a real daemon under 50 crash-looping units and a few long
+ * writers, hit for a bounded time by SIGKILLs of the daemon and its keeper, Varlink connection
+ * floods, notify floods and (as root) a full disk, in an order drawn from a seed; then the checks
+ * of checks.ts. Prints one line per check and `N passed, N failed`; exits 0 only if all passed.
+ *
+ * CHAOS_SEED (printed; fixed by default), CHAOS_SECONDS (75), CHAOS_UNITS (50 crash loopers).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster } from './faults.js';
+import {
+  checkAnsweredFloods,
+  checkAnswersList,
+  checkDaemonLived,
+  checkKeeper,
+  checkNoLineLost,
+  checkNoProcessOutside,
+  checkNoZombie,
+  checkRss,
+  checkSupervisedOnce,
+  readTruth,
+  type CheckResult,
+} from './checks.js';
+import { allProcesses, killAndWait, openConfirmed, rssKiB, sleep } from './procfs.js';
+import { chaosUnits, unitOfArgv } from './units.js';
+
+const SEED = Number(process.env['CHAOS_SEED'] ?? 20261208) >>> 0;
+const SECONDS = Number(process.env['CHAOS_SECONDS'] ?? 75);
+const CRASH_LOOPERS = Number(process.env['CHAOS_UNITS'] ?? 50);
+const LONG_WRITERS = 3;
+/** How long the daemon is left alone before its RSS is read, at the start and at the end alike. */
+const SETTLE_MS = 8000;
+const RSS_TOLERANCE = 0.2;
+const TMPFS_SIZE = '64m';
+
+/** mulberry32: a small seeded generator, so a run can be repeated from its seed. */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+/** The median of a few RSS samples over two seconds: one sample may catch a collection half done. */
+async function settledRss(pid: number): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    samples.push(rssKiB(pid) ?? 0);
+    await sleep(500);
+  }
+  return samples.sort((a, b) => a - b)[2]!;
+}
+
+/** Mounts a tmpfs on `dir` as root, so that the disk can be filled; otherwise says why not. */
+function mountTmpfs(dir: string): string | undefined {
+  if (process.getuid?.() !== 0) return 'not root: no tmpfs can be mounted, so the full disk is left out';
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
+  return mounted.status === 0 ? undefined : `mount failed (${mounted.stderr.trim()}), so the full disk is left out`;
+}
+
+type Phase = 'kill-daemon' | 'kill-keeper' | 'connection-flood' | 'notify-flood' | 'disk-full';
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const next = random(SEED);
+  say(`chaos: seed ${SEED} (CHAOS_SEED), ${SECONDS} s of faults (CHAOS_SECONDS), ${CRASH_LOOPERS} crash-looping units and ${LONG_WRITERS} long writers`);
+  const truthDir = mkdtempSync(join(tmpdir(), 'holdfast-chaos-truth-'));
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-chaos-'));
+  const noDiskFull = mountTmpfs(dir);
+  if (noDiskFull !== undefined) say(`chaos: ${noDiskFull}`);
+  const units = chaosUnits(truthDir, { crashLoopers: CRASH_LOOPERS, longWriters: LONG_WRITERS, restartSec: 0.5, linesPerRun: 5 });
+  const cluster = new Cluster(dir);
+  const results: CheckResult[] = [];
+  const phases: Phase[] = ['kill-daemon', 'kill-keeper', 'connection-flood', 'notify-flood', ...(noDiskFull === undefined ? (['disk-full'] as const) : [])];
+  const counts = new Map<Phase, number>();
+  let firstRss = 0;
+  let lastRss = 0;
+  try {
+    await cluster.start(units.files);
+    for (const unit of units.all) await cluster.daemon.call('Start', { name: unit, noBlock: true });
+    await sleep(SETTLE_MS);
+    firstRss = await settledRss(cluster.daemonHandle.pid);
+    say(`chaos: daemon ${cluster.daemonHandle.pid} up with ${units.all.length} units, RSS ${firstRss} KiB after ${SETTLE_MS / 1000} s`);
+
+    const deadline = Date.now() + SECONDS * 1000;
+    while (Date.now() < deadline) {
+      await cluster.ensureRunning();
+      const phase = phases[Math.floor(next() * phases.length)]!;
+      counts.set(phase, (counts.get(phase) ?? 0) + 1);
+      const at = ((Date.now() - started) / 1000).toFixed(1);
+      say(`chaos: ${at} s ${phase}`);
+      if (phase === 'kill-daemon') await cluster.killDaemon();
+      else if (phase === 'kill-keeper') await cluster.killKeeper();
+      else if (phase === 'connection-flood') await cluster.connectionFlood(200 + Math.floor(next() * 200), 1000);
+      else if (phase === 'notify-flood') await cluster.notifyFlood(20_000, 2);
+      else await cluster.diskFull(1000 + Math.floor(next() * 3000));
+      await sleep(500 + Math.floor(next() * 2500));
+    }
+
+    // The end is the same every run: the keeper is killed while the daemon runs, both floods come,
+    // and the daemon is left alone as long as at the start before its memory is read.
+    await cluster.ensureRunning();
+    say('chaos: last round: kill-keeper, connection-flood, notify-flood; settling');
+    await cluster.killKeeper();
+    await cluster.connectionFlood(300, 1000);
+    await cluster.notifyFlood(20_000, 2);
+    await sleep(SETTLE_MS);
+    lastRss = await settledRss(cluster.daemonHandle.pid);
+
+    // Lines recorded now must be stored a few seconds later; those written meanwhile are not judged.
+    const truth = readTruth(truthDir, units);
+    await sleep(3000);
+    results.push(checkDaemonLived(cluster));
+    results.push(await checkAnswersList(cluster, units));
+    results.push(await checkSupervisedOnce(cluster, units));
+    results.push(await checkNoProcessOutside(cluster));
+    results.push(await checkNoZombie(cluster));
+    const lines = checkNoLineLost(cluster, units, truth);
+    results.push(lines.result);
+    results.push(checkKeeper(cluster));
+    results.push(checkAnsweredFloods(cluster));
+    results.push(checkRss(firstRss, lastRss, RSS_TOLERANCE));
+
+    const f = cluster.figures;
+    const noUnitLines = cluster.stderrs.reduce((sum, stderr) => sum + (stderr().match(/belongs to no unit/g)?.length ?? 0), 0);
+    say(`chaos: phases ${[...counts].map(([p, n]) => `${p} ${n}`).join(', ')}`);
+    say(`chaos: ${f.daemonKills} daemon kills, ${f.keeperKills} keeper kills (${f.keeperMissing} times no keeper to kill), ${f.daemonStarts} daemon starts`);
+    say(`chaos: ${f.connectionFloods} connection floods (${f.connectionsOpened} connections, ${f.connectionsRefused} refused), ${f.notifyFloods} notify floods (${f.notifySent} datagrams; ${noUnitLines} "belongs to no unit" lines in the daemon's log)`);
+    say(`chaos: ${f.diskFulls} full disks (${(f.diskFullBytes / 2 ** 20).toFixed(1)} MiB of filler)`);
+    say(`chaos: lines: ${lines.figures.written} written, ${lines.figures.lost} missing, ${lines.figures.droppedBytes} bytes counted as dropped, ${lines.figures.sigpipes} SIGPIPE deaths noted`);
+    say(`chaos: RSS ${firstRss} KiB -> ${lastRss} KiB`);
+  } catch (error) {
+    results.push({ name: 'the run completes', ok: false, detail: (error as Error).stack ?? String(error) });
+  } finally {
+    results.push(await stopEverything(cluster, dir, truthDir, noDiskFull === undefined));
+  }
+
+  for (const r of results) say(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`);
+  const failed = results.filter((r) => !r.ok).length;
+  say(`chaos: ${((Date.now() - started) / 1000).toFixed(0)} s in all, seed ${SEED}`);
+  say(`${results.length - failed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+/**
+ * Stops the daemon cleanly and checks that nothing the suite started, or had started, survives:
+ * daemons and flooders (held by pidfd since their start), unit scripts and keepers (found by
+ * command line). Survivors are killed through a pidfd and the check fails.
+ */
+async function stopEverything(cluster: Cluster, dir: string, truthDir: string, mounted: boolean): Promise<CheckResult> {
+  const name = 'nothing of the suite survives the stop';
+  const survivors: string[] = [];
+  try {
+    if (cluster.daemon !== undefined) await cluster.stop();
+  } catch (error) {
+    survivors.push(`the stop failed: ${(error as Error).message}`);
+  }
+  const ours = (argv: string[]): boolean => unitOfArgv(argv) !== undefined || argv.some((part) => part.startsWith(dir));
+  for (let attempt = 0; attempt < 25; attempt++) {
+    const left = allProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid && ours(p.argv));
+    if (left.length === 0 && cluster.handles.every((h) => !h.isAlive())) break;
+    await sleep(200);
+  }
+  for (const process of allProcesses()) {
+    if (process.state === 'Z' || !ours(process.argv) || process.pid === globalThis.process.pid) continue;
+    const handle = openConfirmed(process, (now) => ours(now.argv));
+    if (handle === undefined) continue;
+    survivors.push(`PID ${process.pid} (${process.argv.slice(0, 4).join(' ')})`);
+    await killAndWait(handle);
+    handle.close();
+  }
+  for (const handle of cluster.handles) {
+    if (handle.isAlive()) {
+      survivors.push(`${handle}`);
+      await killAndWait(handle);
+    }
+    handle.close();
+  }
+  if (mounted) spawnSync('umount', [dir]);
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(truthDir, { recursive: true, force: true });
+  return { name, ok: survivors.length === 0, detail: survivors.length === 0 ? 'every process ended' : `left running, then killed: ${survivors.slice(0, 6).join('; ')}` };
+}
+
+process.exitCode = await main();
