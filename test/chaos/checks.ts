@@ -150,12 +150,13 @@ export interface LineFigures {
  * `truth`, read `settleMs` before the logs) is in its unit's stored log, or the unit's log says
  * at least as many bytes were dropped as the missing lines took.
  */
-export function checkNoLineLost(cluster: Cluster, units: ChaosUnits, truth: Map<string, number[]>): { result: CheckResult; figures: LineFigures } {
+export function checkNoLineLost(cluster: Cluster, units: ChaosUnits, truth: Map<string, number[]>, timeline: TimelineMark[]): { result: CheckResult; figures: LineFigures; lostByPhase: Map<string, number> } {
   const name = 'no line lost that was not counted as dropped';
   const logsDir = join(cluster.dir, 'state', 'logs');
   const figures: LineFigures = { written: 0, stored: 0, lost: 0, droppedBytes: 0, sigpipes: 0 };
   const problems: string[] = [];
   let uncounted = 0;
+  const lostByPhase = new Map<string, number>();
   for (const unit of units.all) {
     const written = truth.get(unit) ?? [];
     const log = storedLog(logsDir, unit);
@@ -164,6 +165,10 @@ export function checkNoLineLost(cluster: Cluster, units: ChaosUnits, truth: Map<
     figures.written += written.length;
     figures.stored += log.numbers.size;
     figures.lost += missing.length;
+    for (const n of missing) {
+      const phase = phaseOf(timeline, unit, n);
+      lostByPhase.set(phase, (lostByPhase.get(phase) ?? 0) + 1);
+    }
     figures.droppedBytes += log.droppedBytes;
     figures.sigpipes += log.sigpipes;
     if (missing.length > 0 && missingBytes > log.droppedBytes) {
@@ -175,7 +180,23 @@ export function checkNoLineLost(cluster: Cluster, units: ChaosUnits, truth: Map<
     problems.length === 0
       ? `${figures.written} lines written, ${figures.lost} missing, all within ${figures.droppedBytes} bytes counted as dropped`
       : `${uncounted} lines lost uncounted in ${problems.length} units: ${problems.slice(0, 4).join('; ')}`;
-  return { result: { name, ok: problems.length === 0, detail }, figures };
+  return { result: { name, ok: problems.length === 0, detail }, figures, lostByPhase };
+}
+
+/** A point of the run: what was about to happen, when, and the last number each unit had recorded then. */
+export interface TimelineMark {
+  label: string;
+  marks: Map<string, number>;
+}
+
+/** The step of the run during which a unit wrote line `n`: the last mark taken before it. */
+function phaseOf(timeline: TimelineMark[], unit: string, n: number): string {
+  let label = 'before the first mark';
+  for (const mark of timeline) {
+    if ((mark.marks.get(unit) ?? 0) < n) label = mark.label;
+    else break;
+  }
+  return label;
 }
 
 /** The truth files as they stand now. */

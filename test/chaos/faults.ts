@@ -42,6 +42,8 @@ export interface Figures {
 export class Cluster {
   daemon!: TestDaemon;
   daemonHandle!: Pidfd;
+  /** When the current daemon was started (ms since the epoch). */
+  startedAt = 0;
   /** Every daemon's stderr, in order. */
   readonly stderrs: (() => string)[] = [];
   /** Every handle the suite took on a process it started or had started, to check at the end that none survives. */
@@ -70,6 +72,7 @@ export class Cluster {
   async start(units: Record<string, string> = {}): Promise<void> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
+        this.startedAt = Date.now();
         this.#adopt(await startTestDaemon(units, this.dir));
         return;
       } catch (error) {
@@ -195,11 +198,13 @@ export class Cluster {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
     const ended = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    const timeout = sleep((seconds + 10) * 1000).then(() => 'timeout' as const);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, (seconds + 10) * 1000, 'timeout')));
     if ((await Promise.race([ended, timeout])) === 'timeout') {
       await killAndWait(handle);
       await ended;
     }
+    clearTimeout(timer);
     this.figures.notifySent += Number(out.split(' ')[0]) || 0;
     await this.#answersAfterFlood();
   }
@@ -237,19 +242,37 @@ export class Cluster {
 
   /** A call on the current daemon, or undefined if it does not answer within `ms` (or fails). */
   async callWithin<T extends object>(method: string, params: object, ms: number): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined;
     const call = this.daemon.call<T>(method, params).catch(() => undefined);
-    return Promise.race([call, sleep(ms).then(() => undefined)]);
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
+    try {
+      return await Promise.race([call, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  /** Ends the run: a clean stop of the daemon (SIGTERM), which stops its units. */
-  async stop(): Promise<void> {
+  /**
+   * Ends the run: a clean stop of the daemon (SIGTERM), which stops its units. A stop that takes
+   * longer than `timeoutMs` is described (the daemon's last lines) and ended by SIGKILL.
+   */
+  async stop(timeoutMs: number): Promise<string | undefined> {
     this.#expectingExit = true;
-    try {
-      await this.daemon.stop();
-    } catch (error) {
+    const daemon = this.daemon;
+    const stopped = daemon.stop().catch((error: NodeJS.ErrnoException) => {
       // The directory is a mount point: everything in it is gone, the directory itself stays for the unmount.
-      if ((error as NodeJS.ErrnoException).code !== 'EBUSY') throw error;
-    }
+      if (error.code !== 'EBUSY') throw error;
+      return null;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'timeout')));
+    const outcome = await Promise.race([stopped, timeout]);
+    clearTimeout(timer);
+    if (outcome !== 'timeout') return undefined;
+    const problem = `the clean stop took over ${timeoutMs / 1000} s; the daemon's last lines: ${lastLines(daemon.stderr(), 4)}`;
+    await killAndWait(this.daemonHandle);
+    await stopped;
+    return problem;
   }
 }
 

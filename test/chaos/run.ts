@@ -23,17 +23,26 @@ import {
   checkSupervisedOnce,
   readTruth,
   type CheckResult,
+  type TimelineMark,
 } from './checks.js';
 import { allProcesses, killAndWait, openConfirmed, rssKiB, sleep } from './procfs.js';
-import { chaosUnits, unitOfArgv } from './units.js';
+import { chaosUnits, lastNumbers, unitOfArgv } from './units.js';
 
 const SEED = Number(process.env['CHAOS_SEED'] ?? 20261208) >>> 0;
 const SECONDS = Number(process.env['CHAOS_SECONDS'] ?? 75);
 const CRASH_LOOPERS = Number(process.env['CHAOS_UNITS'] ?? 50);
 const LONG_WRITERS = 3;
-/** How long the daemon is left alone before its RSS is read, at the start and at the end alike. */
+/**
+ * How long the first daemon runs its units before its RSS is read. A daemon grows by about a fifth
+ * in its first 20 s under these units whatever happens (V8's heap and code warming up), so the
+ * baseline is taken after that, and the last daemon is read no younger than the first was.
+ */
+const WARM_UP_MS = 20_000;
+/** How long the last daemon is left alone after the last flood before its RSS is read. */
 const SETTLE_MS = 8000;
 const RSS_TOLERANCE = 0.2;
+/** A clean stop of the last daemon (every unit stopped) that takes longer is a failure, and ended by SIGKILL. */
+const STOP_TIMEOUT_MS = 30_000;
 const TMPFS_SIZE = '64m';
 
 /** mulberry32: a small seeded generator, so a run can be repeated from its seed. */
@@ -46,6 +55,10 @@ function random(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+function elapsed(since: number): string {
+  return ((Date.now() - since) / 1000).toFixed(1);
 }
 
 function say(text: string): void {
@@ -84,22 +97,28 @@ async function main(): Promise<number> {
   const results: CheckResult[] = [];
   const phases: Phase[] = ['kill-daemon', 'kill-keeper', 'connection-flood', 'notify-flood', ...(noDiskFull === undefined ? (['disk-full'] as const) : [])];
   const counts = new Map<Phase, number>();
+  const timeline: TimelineMark[] = [];
+  const mark = (label: string): void => {
+    timeline.push({ label: `${label} at ${((Date.now() - started) / 1000).toFixed(1)} s`, marks: lastNumbers(truthDir, units.all) });
+  };
   let firstRss = 0;
   let lastRss = 0;
   try {
+    mark('start');
     await cluster.start(units.files);
     for (const unit of units.all) await cluster.daemon.call('Start', { name: unit, noBlock: true });
-    await sleep(SETTLE_MS);
+    await sleep(WARM_UP_MS);
+    const baselineAge = Date.now() - cluster.startedAt;
     firstRss = await settledRss(cluster.daemonHandle.pid);
-    say(`chaos: daemon ${cluster.daemonHandle.pid} up with ${units.all.length} units, RSS ${firstRss} KiB after ${SETTLE_MS / 1000} s`);
+    say(`chaos: daemon ${cluster.daemonHandle.pid} up with ${units.all.length} units, RSS ${firstRss} KiB at ${(baselineAge / 1000).toFixed(1)} s of age`);
 
     const deadline = Date.now() + SECONDS * 1000;
     while (Date.now() < deadline) {
       await cluster.ensureRunning();
       const phase = phases[Math.floor(next() * phases.length)]!;
       counts.set(phase, (counts.get(phase) ?? 0) + 1);
-      const at = ((Date.now() - started) / 1000).toFixed(1);
-      say(`chaos: ${at} s ${phase}`);
+      say(`chaos: ${elapsed(started)} s ${phase}`);
+      mark(phase);
       if (phase === 'kill-daemon') await cluster.killDaemon();
       else if (phase === 'kill-keeper') await cluster.killKeeper();
       else if (phase === 'connection-flood') await cluster.connectionFlood(200 + Math.floor(next() * 200), 1000);
@@ -112,13 +131,16 @@ async function main(): Promise<number> {
     // and the daemon is left alone as long as at the start before its memory is read.
     await cluster.ensureRunning();
     say('chaos: last round: kill-keeper, connection-flood, notify-flood; settling');
+    mark('last round');
     await cluster.killKeeper();
     await cluster.connectionFlood(300, 1000);
     await cluster.notifyFlood(20_000, 2);
-    await sleep(SETTLE_MS);
+    await sleep(Math.max(SETTLE_MS, baselineAge - (Date.now() - cluster.startedAt)));
     lastRss = await settledRss(cluster.daemonHandle.pid);
+    say(`chaos: last daemon ${cluster.daemonHandle.pid}, RSS ${lastRss} KiB at ${((Date.now() - cluster.startedAt) / 1000).toFixed(1)} s of age`);
 
     // Lines recorded now must be stored a few seconds later; those written meanwhile are not judged.
+    say(`chaos: ${elapsed(started)} s checks`);
     const truth = readTruth(truthDir, units);
     await sleep(3000);
     results.push(checkDaemonLived(cluster));
@@ -126,7 +148,7 @@ async function main(): Promise<number> {
     results.push(await checkSupervisedOnce(cluster, units));
     results.push(await checkNoProcessOutside(cluster));
     results.push(await checkNoZombie(cluster));
-    const lines = checkNoLineLost(cluster, units, truth);
+    const lines = checkNoLineLost(cluster, units, truth, timeline);
     results.push(lines.result);
     results.push(checkKeeper(cluster));
     results.push(checkAnsweredFloods(cluster));
@@ -139,10 +161,14 @@ async function main(): Promise<number> {
     say(`chaos: ${f.connectionFloods} connection floods (${f.connectionsOpened} connections, ${f.connectionsRefused} refused), ${f.notifyFloods} notify floods (${f.notifySent} datagrams; ${noUnitLines} "belongs to no unit" lines in the daemon's log)`);
     say(`chaos: ${f.diskFulls} full disks (${(f.diskFullBytes / 2 ** 20).toFixed(1)} MiB of filler)`);
     say(`chaos: lines: ${lines.figures.written} written, ${lines.figures.lost} missing, ${lines.figures.droppedBytes} bytes counted as dropped, ${lines.figures.sigpipes} SIGPIPE deaths noted`);
+    if (lines.lostByPhase.size > 0) say(`chaos: lines missing, by the step during which they were written: ${[...lines.lostByPhase].map(([p, n]) => `${p}: ${n}`).join('; ')}`);
+    const noSpace = cluster.stderrs.reduce((sum, stderr) => sum + (stderr().match(/no space left|ENOSPC/gi)?.length ?? 0), 0);
+    say(`chaos: ${noSpace} daemon log lines about a full disk`);
     say(`chaos: RSS ${firstRss} KiB -> ${lastRss} KiB`);
   } catch (error) {
     results.push({ name: 'the run completes', ok: false, detail: (error as Error).stack ?? String(error) });
   } finally {
+    say(`chaos: ${elapsed(started)} s stop`);
     results.push(await stopEverything(cluster, dir, truthDir, noDiskFull === undefined));
   }
 
@@ -159,10 +185,11 @@ async function main(): Promise<number> {
  * command line). Survivors are killed through a pidfd and the check fails.
  */
 async function stopEverything(cluster: Cluster, dir: string, truthDir: string, mounted: boolean): Promise<CheckResult> {
-  const name = 'nothing of the suite survives the stop';
+  const name = 'the daemon stops cleanly, and nothing of the suite survives it';
   const survivors: string[] = [];
   try {
-    if (cluster.daemon !== undefined) await cluster.stop();
+    const slow = cluster.daemon === undefined ? undefined : await cluster.stop(STOP_TIMEOUT_MS);
+    if (slow !== undefined) survivors.push(slow);
   } catch (error) {
     survivors.push(`the stop failed: ${(error as Error).message}`);
   }

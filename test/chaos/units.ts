@@ -136,3 +136,16 @@ export function storedLog(logsDir: string, unit: string): StoredLog {
 export function lineBytes(unit: string, n: number): number {
   return Buffer.byteLength(`${unit} ${n}\n`);
 }
+
+/** The last number each unit recorded, now: a mark on the timeline that lost lines are placed on. */
+export function lastNumbers(truthDir: string, units: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const unit of units) {
+    try {
+      out.set(unit, Number(readFileSync(join(truthDir, `${unit}.last`), 'utf8').trim()) || 0);
+    } catch {
+      out.set(unit, 0);
+    }
+  }
+  return out;
+}
