@@ -4,7 +4,8 @@
  */
 import { join } from 'node:path';
 import { Pidfd } from '../../src/pidfd/index.js';
-import type { UnitStatus } from '../../src/manager/types.js';
+import { readSlots } from '../../src/manager/state-slots.js';
+import type { DaemonState, UnitStatus } from '../../src/manager/types.js';
 import type { Cluster } from './faults.js';
 import { allProcesses, childrenOf, openConfirmed, sleep, type ProcessSnapshot } from './procfs.js';
 import { lineBytes, storedLog, truthOf, unitOfArgv, type ChaosUnits } from './units.js';
@@ -50,14 +51,31 @@ export async function checkSupervisedOnce(cluster: Cluster, units: ChaosUnits): 
       mains.set(main.pid, unit);
     }
   }
+  // The state record a next daemon would start from names each unit once, and no main process twice.
+  const record = readSlots<DaemonState>(join(cluster.dir, 'state', 'state'));
+  if (record === undefined) problems.push('no valid state record');
+  else {
+    const recorded = new Map<string, number>();
+    const recordedMains = new Map<string, string>();
+    for (const entry of record.units) {
+      recorded.set(entry.name, (recorded.get(entry.name) ?? 0) + 1);
+      if (entry.main === null) continue;
+      const key = `${entry.main.pid}:${entry.main.pidfdId ?? ''}`;
+      const other = recordedMains.get(key);
+      if (other !== undefined) problems.push(`the state record names PID ${entry.main.pid} as main process of ${other} and ${entry.name}`);
+      recordedMains.set(key, entry.name);
+    }
+    const wrong = units.all.filter((u) => recorded.get(u) !== 1);
+    if (wrong.length > 0) problems.push(`the state record names other than once: ${wrong.join(', ')}`);
+  }
   for (const unit of units.longWriters) {
-    const problem = await longWriterProblem(cluster, unit);
+    const problem = await longWriterProblem(cluster, unit, units.script);
     if (problem !== undefined) problems.push(problem);
   }
   // Two live copies of one unit's script, seen in three samples in a row, mean a duplicate.
   let duplicates: string[] = [];
   for (let sample = 0; sample < 3; sample++) {
-    const seen = scriptsByUnit();
+    const seen = scriptsByUnit(units.script);
     const now = [...seen].filter(([, list]) => list.length > 1).map(([unit, list]) => `${unit}: PIDs ${list.map((p) => p.pid).join(', ')}`);
     duplicates = sample === 0 ? now : duplicates.filter((d) => now.includes(d));
     if (duplicates.length === 0) break;
@@ -67,7 +85,7 @@ export async function checkSupervisedOnce(cluster: Cluster, units: ChaosUnits): 
   return { name, ok: problems.length === 0, detail: problems.length === 0 ? `${units.all.length} units, ${mains.size} main processes, all distinct` : problems.slice(0, 8).join('; ') };
 }
 
-async function longWriterProblem(cluster: Cluster, unit: string): Promise<string | undefined> {
+async function longWriterProblem(cluster: Cluster, unit: string, script: string): Promise<string | undefined> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const reply = await cluster.callWithin<{ unit: UnitStatus }>('Status', { name: unit }, 10_000);
     const main = reply?.unit.mainProcess ?? null;
@@ -75,7 +93,7 @@ async function longWriterProblem(cluster: Cluster, unit: string): Promise<string
       try {
         using handle = main.pidfdId === undefined ? Pidfd.open(main.pid) : Pidfd.verify(main.pid, main.pidfdId);
         const seen = allProcesses().find((p) => p.pid === handle.pid);
-        if (handle.isAlive() && seen !== undefined && unitOfArgv(seen.argv) === unit) return undefined;
+        if (handle.isAlive() && seen !== undefined && unitOfArgv(seen.argv, script) === unit) return undefined;
       } catch {
         // Gone or recycled: a restart may be under way; ask again.
       }
@@ -86,37 +104,51 @@ async function longWriterProblem(cluster: Cluster, unit: string): Promise<string
 }
 
 /** The live processes of the suite's unit scripts by unit; a fork of a script (before it runs `sleep`) counts with its parent. */
-function scriptsByUnit(): Map<string, ProcessSnapshot[]> {
-  const scripts = allProcesses().filter((p) => p.state !== 'Z' && unitOfArgv(p.argv) !== undefined);
+function scriptsByUnit(script: string): Map<string, ProcessSnapshot[]> {
+  const scripts = allProcesses().filter((p) => p.state !== 'Z' && unitOfArgv(p.argv, script) !== undefined);
   const pids = new Set(scripts.map((p) => p.pid));
   const out = new Map<string, ProcessSnapshot[]>();
   for (const process of scripts) {
     if (pids.has(process.ppid)) continue;
-    const unit = unitOfArgv(process.argv)!;
+    const unit = unitOfArgv(process.argv, script)!;
     out.set(unit, [...(out.get(unit) ?? []), process]);
   }
   return out;
 }
 
 /** Every live process of a unit script belongs to its unit, as the daemon answers `status PID` (UnitByProcess, verified by pidfd id). */
-export async function checkNoProcessOutside(cluster: Cluster): Promise<CheckResult> {
+export async function checkNoProcessOutside(cluster: Cluster, units: ChaosUnits): Promise<CheckResult> {
   const name = 'no process is outside a unit';
   const problems: string[] = [];
   let asked = 0;
-  for (const process of [...scriptsByUnit().values()].flat()) {
-    const unit = unitOfArgv(process.argv)!;
-    const handle = openConfirmed(process, (now) => unitOfArgv(now.argv) === unit);
-    if (handle === undefined) continue;
-    try {
-      const pidfdId = handle.id === undefined ? undefined : Number(handle.id);
-      const reply = await cluster.callWithin<{ unit: string }>('UnitByProcess', { process: pidfdId === undefined ? { pid: handle.pid } : { pid: handle.pid, pidfdId } }, 10_000);
-      asked++;
-      if (!handle.isAlive()) continue;
-      if (reply === undefined) problems.push(`PID ${handle.pid} (${unit}) belongs to no unit`);
-      else if (reply.unit !== unit) problems.push(`PID ${handle.pid} (${unit}) is in ${reply.unit}`);
-    } finally {
-      handle.close();
+  const askedAbout = new Set<string>();
+  // Crash loopers live a few milliseconds per run: ten looks, each asked about at once, catch some of them too.
+  for (let sample = 0; sample < 10; sample++) {
+    const handles: { handle: Pidfd; unit: string }[] = [];
+    for (const process of [...scriptsByUnit(units.script).values()].flat()) {
+      const key = `${process.pid}:${process.startTicks}`;
+      if (askedAbout.has(key)) continue;
+      const unit = unitOfArgv(process.argv, units.script)!;
+      const handle = openConfirmed(process, (now) => unitOfArgv(now.argv, units.script) === unit);
+      if (handle === undefined) continue;
+      askedAbout.add(key);
+      handles.push({ handle, unit });
     }
+    await Promise.all(
+      handles.map(async ({ handle, unit }) => {
+        try {
+          const process = handle.id === undefined ? { pid: handle.pid } : { pid: handle.pid, pidfdId: Number(handle.id) };
+          const reply = await cluster.callWithin<{ unit: string }>('UnitByProcess', { process }, 10_000);
+          if (!handle.isAlive()) return;
+          asked++;
+          if (reply === undefined) problems.push(`PID ${handle.pid} (${unit}) belongs to no unit`);
+          else if (reply.unit !== unit) problems.push(`PID ${handle.pid} (${unit}) is in ${reply.unit}`);
+        } finally {
+          handle.close();
+        }
+      }),
+    );
+    await sleep(100);
   }
   return { name, ok: problems.length === 0, detail: problems.length === 0 ? `${asked} live unit processes, each in its own unit` : problems.slice(0, 8).join('; ') };
 }

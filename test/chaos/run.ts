@@ -26,7 +26,7 @@ import {
   type TimelineMark,
 } from './checks.js';
 import { allProcesses, killAndWait, openConfirmed, rssKiB, sleep } from './procfs.js';
-import { chaosUnits, lastNumbers, unitOfArgv } from './units.js';
+import { chaosUnits, lastNumbers } from './units.js';
 
 const SEED = Number(process.env['CHAOS_SEED'] ?? 20261208) >>> 0;
 const SECONDS = Number(process.env['CHAOS_SECONDS'] ?? 75);
@@ -146,7 +146,7 @@ async function main(): Promise<number> {
     results.push(checkDaemonLived(cluster));
     results.push(await checkAnswersList(cluster, units));
     results.push(await checkSupervisedOnce(cluster, units));
-    results.push(await checkNoProcessOutside(cluster));
+    results.push(await checkNoProcessOutside(cluster, units));
     results.push(await checkNoZombie(cluster));
     const lines = checkNoLineLost(cluster, units, truth, timeline);
     results.push(lines.result);
@@ -193,7 +193,7 @@ async function stopEverything(cluster: Cluster, dir: string, truthDir: string, m
   } catch (error) {
     survivors.push(`the stop failed: ${(error as Error).message}`);
   }
-  const ours = (argv: string[]): boolean => unitOfArgv(argv) !== undefined || argv.some((part) => part.startsWith(dir));
+  const ours = (argv: string[]): boolean => argv.some((part) => part.startsWith(dir) || part.startsWith(truthDir));
   for (let attempt = 0; attempt < 25; attempt++) {
     const left = allProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid && ours(p.argv));
     if (left.length === 0 && cluster.handles.every((h) => !h.isAlive())) break;

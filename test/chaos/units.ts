@@ -35,6 +35,8 @@ done
 
 /** What the suite runs. */
 export interface ChaosUnits {
+  /** The script every unit runs: its path in a command line marks a process of the suite's units. */
+  script: string;
   crashLoopers: string[];
   longWriters: string[];
   all: string[];
@@ -71,12 +73,12 @@ export function chaosUnits(truthDir: string, options: { crashLoopers: number; lo
     longWriters.push(name);
     files[name] = unit(name, 'long');
   }
-  return { crashLoopers, longWriters, all: [...crashLoopers, ...longWriters], files };
+  return { script, crashLoopers, longWriters, all: [...crashLoopers, ...longWriters], files };
 }
 
-/** The unit a process belongs to by its command line, when it is one of the suite's unit scripts. */
-export function unitOfArgv(argv: string[]): string | undefined {
-  const at = argv.findIndex((part) => part.endsWith(`/${UNIT_SCRIPT_NAME}`));
+/** The unit a process belongs to by its command line, when it runs the suite's unit script `script`. */
+export function unitOfArgv(argv: string[], script: string): string | undefined {
+  const at = argv.indexOf(script);
   return at < 0 ? undefined : argv[at + 1];
 }
 
