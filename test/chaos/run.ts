@@ -7,7 +7,7 @@
  * CHAOS_SEED (printed; fixed by default), CHAOS_SECONDS (75), CHAOS_UNITS (50 crash loopers).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from './faults.js';
@@ -101,6 +101,7 @@ async function main(): Promise<number> {
   const mark = (label: string): void => {
     timeline.push({ label: `${label} at ${((Date.now() - started) / 1000).toFixed(1)} s`, marks: lastNumbers(truthDir, units.all) });
   };
+  let keepEvidence: string | undefined;
   let firstRss = 0;
   let lastRss = 0;
   try {
@@ -153,6 +154,7 @@ async function main(): Promise<number> {
     results.push(checkKeeper(cluster));
     results.push(checkAnsweredFloods(cluster));
     results.push(checkRss(firstRss, lastRss, RSS_TOLERANCE));
+    if (results.some((r) => !r.ok)) keepEvidence = keep(cluster, truthDir);
 
     const f = cluster.figures;
     const noUnitLines = cluster.stderrs.reduce((sum, stderr) => sum + (stderr().match(/belongs to no unit/g)?.length ?? 0), 0);
@@ -160,7 +162,7 @@ async function main(): Promise<number> {
     say(`chaos: ${f.daemonKills} daemon kills, ${f.keeperKills} keeper kills (${f.keeperMissing} times no keeper to kill), ${f.daemonStarts} daemon starts`);
     say(`chaos: ${f.connectionFloods} connection floods (${f.connectionsOpened} connections, ${f.connectionsRefused} refused), ${f.notifyFloods} notify floods (${f.notifySent} datagrams; ${noUnitLines} "belongs to no unit" lines in the daemon's log)`);
     say(`chaos: ${f.diskFulls} full disks (${(f.diskFullBytes / 2 ** 20).toFixed(1)} MiB of filler)`);
-    say(`chaos: lines: ${lines.figures.written} written, ${lines.figures.lost} missing, ${lines.figures.droppedBytes} bytes counted as dropped, ${lines.figures.sigpipes} SIGPIPE deaths noted`);
+    say(`chaos: lines: ${lines.figures.written} written, ${lines.figures.lost} missing, ${lines.figures.droppedBytes} bytes and ${lines.figures.countedInDaemonLog} lines counted as dropped (${lines.figures.suppressedWarnings} warnings suppressed), ${lines.figures.sigpipes} SIGPIPE deaths noted`);
     if (lines.lostByPhase.size > 0) say(`chaos: lines missing, by the step during which they were written: ${[...lines.lostByPhase].map(([p, n]) => `${p}: ${n}`).join('; ')}`);
     const noSpace = cluster.stderrs.reduce((sum, stderr) => sum + (stderr().match(/no space left|ENOSPC/gi)?.length ?? 0), 0);
     say(`chaos: ${noSpace} daemon log lines about a full disk`);
@@ -169,7 +171,8 @@ async function main(): Promise<number> {
     results.push({ name: 'the run completes', ok: false, detail: (error as Error).stack ?? String(error) });
   } finally {
     say(`chaos: ${elapsed(started)} s stop`);
-    results.push(await stopEverything(cluster, dir, truthDir, noDiskFull === undefined));
+    results.push(await stopEverything(cluster, dir, truthDir, { mounted: noDiskFull === undefined, keepTruth: keepEvidence !== undefined }));
+    if (keepEvidence !== undefined) say(`chaos: kept for inspection: ${keepEvidence}`);
   }
 
   for (const r of results) say(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`);
@@ -179,12 +182,19 @@ async function main(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
+/** After a failed check: the stored logs and every daemon's stderr go beside the truth files, which stay. */
+function keep(cluster: Cluster, truthDir: string): string {
+  cpSync(join(cluster.dir, 'state', 'logs'), join(truthDir, 'logs'), { recursive: true });
+  cluster.stderrs.forEach((stderr, i) => writeFileSync(join(truthDir, `daemon-${i + 1}.stderr`), stderr()));
+  return truthDir;
+}
+
 /**
  * Stops the daemon cleanly and checks that nothing the suite started, or had started, survives:
  * daemons and flooders (held by pidfd since their start), unit scripts and keepers (found by
  * command line). Survivors are killed through a pidfd and the check fails.
  */
-async function stopEverything(cluster: Cluster, dir: string, truthDir: string, mounted: boolean): Promise<CheckResult> {
+async function stopEverything(cluster: Cluster, dir: string, truthDir: string, options: { mounted: boolean; keepTruth: boolean }): Promise<CheckResult> {
   const name = 'the daemon stops cleanly, and nothing of the suite survives it';
   const survivors: string[] = [];
   try {
@@ -214,9 +224,9 @@ async function stopEverything(cluster: Cluster, dir: string, truthDir: string, m
     }
     handle.close();
   }
-  if (mounted) spawnSync('umount', [dir]);
+  if (options.mounted) spawnSync('umount', [dir]);
   rmSync(dir, { recursive: true, force: true });
-  rmSync(truthDir, { recursive: true, force: true });
+  if (!options.keepTruth) rmSync(truthDir, { recursive: true, force: true });
   return { name, ok: survivors.length === 0, detail: survivors.length === 0 ? 'every process ended' : `left running, then killed: ${survivors.slice(0, 6).join('; ')}` };
 }
 
