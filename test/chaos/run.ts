@@ -41,6 +41,8 @@ const WARM_UP_MS = 20_000;
 /** How long the last daemon is left alone after the last flood before its RSS is read. */
 const SETTLE_MS = 8000;
 const RSS_TOLERANCE = 0.2;
+/** Beyond the faults' own time, how long the run may take in all before it is cut short. */
+const RUN_SLACK_SECONDS = 100;
 /** A clean stop of the last daemon (every unit stopped) that takes longer is a failure, and ended by SIGKILL. */
 const STOP_TIMEOUT_MS = 30_000;
 const TMPFS_SIZE = '64m';
@@ -101,13 +103,27 @@ async function main(): Promise<number> {
   const mark = (label: string): void => {
     timeline.push({ label: `${label} at ${((Date.now() - started) / 1000).toFixed(1)} s`, marks: lastNumbers(truthDir, units.all) });
   };
+  // However the daemon behaves, the run ends: past its time everything is killed through pidfds.
+  const watchdog = setTimeout(() => {
+    say(`FAIL the run ends in time: still running after ${elapsed(started)} s; everything is killed`);
+    void sweep(cluster, dir, truthDir).finally(() => {
+      if (noDiskFull === undefined) spawnSync('umount', ['-l', dir]);
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(truthDir, { recursive: true, force: true });
+      const passed = results.filter((r) => r.ok).length;
+      say(`${passed} passed, ${results.length - passed + 1} failed`);
+      process.exit(1);
+    });
+  }, (SECONDS + RUN_SLACK_SECONDS) * 1000).unref();
   let keepEvidence: string | undefined;
   let firstRss = 0;
   let lastRss = 0;
   try {
     mark('start');
     await cluster.start(units.files);
-    for (const unit of units.all) await cluster.daemon.call('Start', { name: unit, noBlock: true });
+    for (const unit of units.all) {
+      if ((await cluster.callWithin('Start', { name: unit, noBlock: true }, 10_000)) === undefined) throw new Error(`the daemon did not take the start of ${unit}`);
+    }
     await sleep(WARM_UP_MS);
     const baselineAge = Date.now() - cluster.startedAt;
     firstRss = await settledRss(cluster.daemonHandle.pid);
@@ -170,6 +186,7 @@ async function main(): Promise<number> {
   } catch (error) {
     results.push({ name: 'the run completes', ok: false, detail: (error as Error).stack ?? String(error) });
   } finally {
+    clearTimeout(watchdog);
     say(`chaos: ${elapsed(started)} s stop`);
     results.push(await stopEverything(cluster, dir, truthDir, { mounted: noDiskFull === undefined, keepTruth: keepEvidence !== undefined }));
     if (keepEvidence !== undefined) say(`chaos: kept for inspection: ${keepEvidence}`);
@@ -203,31 +220,45 @@ async function stopEverything(cluster: Cluster, dir: string, truthDir: string, o
   } catch (error) {
     survivors.push(`the stop failed: ${(error as Error).message}`);
   }
-  const ours = (argv: string[]): boolean => argv.some((part) => part.startsWith(dir) || part.startsWith(truthDir));
+  const ours = oursIn(dir, truthDir);
   for (let attempt = 0; attempt < 25; attempt++) {
     const left = allProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid && ours(p.argv));
-    if (left.length === 0 && cluster.handles.every((h) => !h.isAlive())) break;
+    if (left.length === 0 && cluster.handles.every((h) => h.closed || !h.isAlive())) break;
     await sleep(200);
   }
-  for (const process of allProcesses()) {
-    if (process.state === 'Z' || !ours(process.argv) || process.pid === globalThis.process.pid) continue;
-    const handle = openConfirmed(process, (now) => ours(now.argv));
+  survivors.push(...(await sweep(cluster, dir, truthDir)));
+  if (options.mounted) spawnSync('umount', [dir]);
+  rmSync(dir, { recursive: true, force: true });
+  if (!options.keepTruth) rmSync(truthDir, { recursive: true, force: true });
+  return { name, ok: survivors.length === 0, detail: survivors.length === 0 ? 'every process ended' : `left running, then killed: ${survivors.slice(0, 6).join('; ')}` };
+}
+
+/** Whether a command line names the suite's directories: its daemons, keepers, flooders' targets and unit scripts. */
+function oursIn(dir: string, truthDir: string): (argv: string[]) => boolean {
+  return (argv) => argv.some((part) => part.startsWith(dir) || part.startsWith(truthDir));
+}
+
+/** Kills, through pidfds, every process of the suite still running; says which there were. */
+async function sweep(cluster: Cluster, dir: string, truthDir: string): Promise<string[]> {
+  const survivors: string[] = [];
+  const ours = oursIn(dir, truthDir);
+  for (const seen of allProcesses()) {
+    if (seen.state === 'Z' || seen.pid === process.pid || !ours(seen.argv)) continue;
+    const handle = openConfirmed(seen, (now) => ours(now.argv));
     if (handle === undefined) continue;
-    survivors.push(`PID ${process.pid} (${process.argv.slice(0, 4).join(' ')})`);
+    survivors.push(`PID ${seen.pid} (${seen.argv.slice(0, 4).join(' ')})`);
     await killAndWait(handle);
     handle.close();
   }
   for (const handle of cluster.handles) {
+    if (handle.closed) continue;
     if (handle.isAlive()) {
       survivors.push(`${handle}`);
       await killAndWait(handle);
     }
     handle.close();
   }
-  if (options.mounted) spawnSync('umount', [dir]);
-  rmSync(dir, { recursive: true, force: true });
-  if (!options.keepTruth) rmSync(truthDir, { recursive: true, force: true });
-  return { name, ok: survivors.length === 0, detail: survivors.length === 0 ? 'every process ended' : `left running, then killed: ${survivors.slice(0, 6).join('; ')}` };
+  return survivors;
 }
 
 process.exitCode = await main();
