@@ -27,6 +27,7 @@ import {
 } from './checks.js';
 import { allProcesses, killAndWait, openConfirmed, rssKiB, sleep } from './procfs.js';
 import { chaosUnits, lastNumbers } from './units.js';
+import { seededRandom } from '../helpers/random.js';
 
 const SEED = Number(process.env['CHAOS_SEED'] ?? 20261208) >>> 0;
 const SECONDS = Number(process.env['CHAOS_SECONDS'] ?? 75);
@@ -46,18 +47,6 @@ const RUN_SLACK_SECONDS = 100;
 /** A clean stop of the last daemon (every unit stopped) that takes longer is a failure, and ended by SIGKILL. */
 const STOP_TIMEOUT_MS = 30_000;
 const TMPFS_SIZE = '64m';
-
-/** mulberry32: a small seeded generator, so a run can be repeated from its seed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function elapsed(since: number): string {
   return ((Date.now() - since) / 1000).toFixed(1);
@@ -88,7 +77,7 @@ type Phase = 'kill-daemon' | 'kill-keeper' | 'connection-flood' | 'notify-flood'
 
 async function main(): Promise<number> {
   const started = Date.now();
-  const next = random(SEED);
+  const next = seededRandom(SEED);
   say(`chaos: seed ${SEED} (CHAOS_SEED), ${SECONDS} s of faults (CHAOS_SECONDS), ${CRASH_LOOPERS} crash-looping units and ${LONG_WRITERS} long writers`);
   const truthDir = mkdtempSync(join(tmpdir(), 'holdfast-chaos-truth-'));
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-chaos-'));
