@@ -2,21 +2,16 @@
  * The dependency graph as the job engine sees it: each unit's dependency lists, as its unit file
  * names them, and its current active state. Nothing else: the engine never touches a process.
  */
+import type { UnitSection } from '../../unit/index.js';
 import type { ActiveState } from '../types.js';
 
+/** The dependency lists of a unit's [Unit] section that the job engine reads. */
+type DependencyLists = Pick<UnitSection, 'requires' | 'requisite' | 'wants' | 'bindsTo' | 'partOf' | 'upholds' | 'conflicts' | 'after' | 'before'>;
+
 /** One unit of the graph. Names in the lists may be units the graph does not hold. */
-export interface UnitNode {
+export interface UnitNode extends DependencyLists {
   readonly name: string;
   readonly activeState: ActiveState;
-  readonly requires: readonly string[];
-  readonly requisite: readonly string[];
-  readonly wants: readonly string[];
-  readonly bindsTo: readonly string[];
-  readonly partOf: readonly string[];
-  readonly upholds: readonly string[];
-  readonly conflicts: readonly string[];
-  readonly after: readonly string[];
-  readonly before: readonly string[];
   /** Whether the unit has a way to reload (for reload-or-restart; default true). */
   readonly canReload?: boolean;
 }
