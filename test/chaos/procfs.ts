@@ -45,16 +45,6 @@ export function childrenOf(ppid: number): ProcessSnapshot[] {
   return allProcesses().filter((p) => p.ppid === ppid);
 }
 
-/** VmRSS of a process in KiB, or undefined once it is gone. */
-export function rssKiB(pid: number): number | undefined {
-  try {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? undefined : Number(match[1]);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Opens a pidfd on a process seen in /proc and confirms, after the open, that it is still the
  * process that was seen (same start time and `confirm` still true): otherwise the PID went to

@@ -25,7 +25,8 @@ import {
   type CheckResult,
   type TimelineMark,
 } from './checks.js';
-import { allProcesses, killAndWait, openConfirmed, rssKiB, sleep } from './procfs.js';
+import { rssKiB } from '../../bench/manager-systems.js';
+import { allProcesses, killAndWait, openConfirmed, sleep } from './procfs.js';
 import { chaosUnits, lastNumbers } from './units.js';
 import { seededRandom } from '../helpers/random.js';
 

@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { VarlinkClient } from '../../src/api/varlink/index.js';
 import { KEEPER_MANIFEST_FILE, type KeeperManifest } from '../../src/manager/keeper/protocol.js';
 import type { LogRecord, UnitStatus } from '../../src/manager/types.js';
-import { Pidfd } from '../../src/pidfd/index.js';
+import { Pidfd, type ProcessIdJson } from '../../src/pidfd/index.js';
 import { HOLDFAST_BIN } from '../helpers/cli.js';
 import { eventually, startTestDaemon, unitStatus } from '../helpers/daemon.js';
 
@@ -97,14 +97,20 @@ async function cleanStop(d: { child: ChildProcess; handle: Pidfd }): Promise<voi
   d.handle.close();
 }
 
+/** A daemon that ran one long-lived service and was SIGKILLed: its directory, the service as recorded, and a handle to it. */
+async function steadyServiceAfterCrash(): Promise<{ dir: string; main: ProcessIdJson; service: Pidfd }> {
+  const first = await startTestDaemon({ 'steady.service': "[Service]\nExecStart=/bin/sh -c 'while :; do sleep 0.2; done'\n" });
+  await first.call('Start', { name: 'steady' });
+  const main = (await unitStatus(first, 'steady')).mainProcess!;
+  const service = Pidfd.verify(main.pid, main.pidfdId!);
+  await first.crash();
+  return { dir: first.dir, main, service };
+}
+
 describe('the keeper dies', () => {
   it('killed at several points of the daemon start-up, it is replaced: the daemon listens, answers, and keeps its services', async () => {
-    const first = await startTestDaemon({ 'steady.service': "[Service]\nExecStart=/bin/sh -c 'while :; do sleep 0.2; done'\n" });
-    const dir = first.dir;
-    await first.call('Start', { name: 'steady' });
-    const main = (await unitStatus(first, 'steady')).mainProcess!;
-    using service = Pidfd.verify(main.pid, main.pidfdId!);
-    await first.crash();
+    const { dir, main, service: held } = await steadyServiceAfterCrash();
+    using service = held;
     let current: ReturnType<typeof spawnDaemon> | undefined;
     try {
       // After the keeper appears: at once (before anything is handed to it), and later, up to the commit and past it.
@@ -190,12 +196,8 @@ describe('the keeper dies', () => {
 describe('a daemon that cannot listen', () => {
   // Its start-up lets go of everything; the process itself ends only once `holdfast daemon` exits on a failed start (src/cli/commands/daemon.ts).
   it('does not run on headless: it ends, leaving its services to the keeper, and the next daemon re-adopts them', async () => {
-    const first = await startTestDaemon({ 'steady.service': "[Service]\nExecStart=/bin/sh -c 'while :; do sleep 0.2; done'\n" });
-    const dir = first.dir;
-    await first.call('Start', { name: 'steady' });
-    const main = (await unitStatus(first, 'steady')).mainProcess!;
-    using service = Pidfd.verify(main.pid, main.pidfdId!);
-    await first.crash();
+    const { dir, main, service: held } = await steadyServiceAfterCrash();
+    using service = held;
     // A directory where the control socket goes: listen(2) cannot bind there.
     mkdirSync(join(dir, 'run', 'control'), { recursive: true });
     const blocked = spawnDaemon(dir);
